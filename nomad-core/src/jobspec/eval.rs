@@ -1,0 +1,1 @@
+//! HCL2 evaluation: variables, locals and functions, leaving runtime interpolations verbatim.
