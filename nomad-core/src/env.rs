@@ -1,1 +1,1 @@
-//! The task environment.
+//! The task environment (`NOMAD_*`) and `${...}` interpolation.
