@@ -9,6 +9,7 @@ use crate::job::{Duration, Job, NetworkResource};
 mod alloc;
 mod node;
 mod resources;
+mod sched_config;
 pub mod version;
 
 pub use alloc::{
@@ -21,6 +22,10 @@ pub use node::{
     NodeReservedResources, NodeResources, HostNetwork, HostVolume,
 };
 pub use resources::ComparableResources;
+pub use sched_config::{
+    PreemptionConfig, SchedulerConfiguration, SCHEDULER_ALGORITHM_BINPACK,
+    SCHEDULER_ALGORITHM_SPREAD,
+};
 
 /// Status values of objects, as the API spells them.
 pub mod status {
