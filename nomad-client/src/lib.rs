@@ -1,8 +1,61 @@
-//! The node agent: fingerprinting, allocation and task runners with their hook pipelines, lifecycle, restart policy, built-in drivers and persisted client state.
+//! The node agent.
 //!
-//! This crate is being built; see the crate map in the repository README.
+//! This crate holds what runs on a client node. Today it provides the built-in task drivers,
+//! each an implementation of [`nomad_core::driver::TaskDriver`]:
+//!
+//! * [`RawExecDriver`]: a command on the host in its own process group, its output in rotated
+//!   log files, stopped with its kill signal and then SIGKILL; disabled unless
+//!   [`RawExecConfig::enabled`] is set;
+//! * [`DockerDriver`]: a container through the Docker Engine API on the local socket;
+//! * [`MockDriver`]: tasks scripted by their config, for tests and examples;
+//!
+//! and [`RotatingLog`], the log files with Nomad's rotation (`<task>.stdout.0`, `.1`, ...).
+//!
+//! # Example
+//!
+//! Run a command with `raw_exec` and read its output:
 //!
 //! ```
-//! // The crate links and its name resolves.
-//! use nomad_client as _;
+//! use std::time::Duration;
+//!
+//! use nomad_client::RawExecDriver;
+//! use nomad_core::driver::{TaskConfig, TaskDirs, TaskDriver};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let alloc_dir = tempfile::tempdir()?;
+//! let dirs = TaskDirs::new(alloc_dir.path(), "hello");
+//! for dir in dirs.all() {
+//!     std::fs::create_dir_all(dir)?;
+//! }
+//! let config = TaskConfig {
+//!     id: "alloc-1/hello/0".into(),
+//!     task_name: "hello".into(),
+//!     driver_config: serde_json::json!({ "command": "/bin/echo", "args": ["hi there"] }),
+//!     stdout_path: dirs.log_dir.join("hello.stdout"),
+//!     stderr_path: dirs.log_dir.join("hello.stderr"),
+//!     dirs,
+//!     ..TaskConfig::default()
+//! };
+//!
+//! let driver = RawExecDriver::enabled();
+//! driver.start(&config).await?;
+//! let exit = driver.wait(&config.id).await?;
+//! assert!(exit.successful());
+//! let output = std::fs::read_to_string(config.dirs.log_dir.join("hello.stdout.0"))?;
+//! assert_eq!(output, "hi there\n");
+//! driver.destroy(&config.id, false).await?;
+//!
+//! // Disabled, the driver refuses every task.
+//! let disabled = RawExecDriver::new(Default::default());
+//! assert!(disabled.start(&config).await.is_err());
+//! # let _ = Duration::ZERO;
+//! # Ok(())
+//! # }
 //! ```
+
+mod driver;
+mod logs;
+
+pub use driver::{MockDriver, MockHost, RawExecConfig, RawExecDriver};
+pub use logs::RotatingLog;
