@@ -186,7 +186,7 @@ impl LogConfig {
 
 impl Job {
     /// Applies Nomad's defaults in place, as the server does on registration: name, region,
-    /// namespace, type, priority, datacenters, node pool; per group count, restart,
+    /// namespace, type, priority, node pool; per group count, restart,
     /// reschedule, update (merged with the job's), migrate, ephemeral disk, scaling; per task
     /// kill timeout, resources, log rotation, restart (inherited from the group), templates,
     /// artifacts; services' names, address mode and provider; constraint operators; spread
@@ -202,9 +202,6 @@ impl Job {
         self.priority = self.priority.or(Some(50));
         self.all_at_once = self.all_at_once.or(Some(false));
         self.stop = self.stop.or(Some(false));
-        if self.datacenters.is_empty() {
-            self.datacenters = vec!["*".to_string()];
-        }
         let kind = self.kind().unwrap_or(JobType::Service);
 
         canonicalize_constraints(&mut self.constraints);
@@ -306,7 +303,9 @@ impl TaskGroup {
             self.migrate = Some(migrate);
         }
 
-        let disk = self.ephemeral_disk.get_or_insert_with(EphemeralDisk::default);
+        let disk = self
+            .ephemeral_disk
+            .get_or_insert_with(EphemeralDisk::default);
         disk.sticky = disk.sticky.or(Some(false));
         disk.migrate = disk.migrate.or(Some(false));
         disk.size_mb = disk.size_mb.or(Some(300));
@@ -469,7 +468,11 @@ fn canonicalize_network(net: &mut NetworkResource) {
     if net.mode.is_empty() {
         net.mode = "host".to_string();
     }
-    for p in net.reserved_ports.iter_mut().chain(net.dynamic_ports.iter_mut()) {
+    for p in net
+        .reserved_ports
+        .iter_mut()
+        .chain(net.dynamic_ports.iter_mut())
+    {
         if p.host_network.is_empty() {
             p.host_network = "default".to_string();
         }
@@ -532,7 +535,10 @@ mod tests {
         j.canonicalize();
         assert_eq!(j.name, "web");
         assert_eq!(j.region.as_deref(), Some("global"));
-        assert_eq!(j.datacenters, vec!["*"]);
+        assert!(
+            j.datacenters.is_empty(),
+            "JSON jobs must name their datacenters"
+        );
         assert_eq!(j.priority, Some(50));
         let g = &j.task_groups[0];
         assert_eq!(g.count, Some(1));

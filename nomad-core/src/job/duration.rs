@@ -127,9 +127,9 @@ impl fmt::Display for Duration {
             return f.write_str("0s");
         }
         if n < NANOS_PER_SEC {
-            return if n % 1_000_000 == 0 {
+            return if n.is_multiple_of(1_000_000) {
                 write!(f, "{}ms", n / 1_000_000)
-            } else if n % 1_000 == 0 {
+            } else if n.is_multiple_of(1_000) {
                 write!(f, "{}µs", n / 1_000)
             } else {
                 write!(f, "{n}ns")

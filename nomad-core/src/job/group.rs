@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    Affinity, Constraint, Duration, FreeForm, MigrateStrategy, NetworkResource,
-    ReschedulePolicy, RestartPolicy, Service, Spread, Task, UpdateStrategy,
+    Affinity, Constraint, Duration, FreeForm, MigrateStrategy, NetworkResource, ReschedulePolicy,
+    RestartPolicy, Service, Spread, Task, UpdateStrategy,
 };
 
 /// A set of tasks placed together on one node, `count` times.

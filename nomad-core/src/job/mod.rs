@@ -193,7 +193,9 @@ impl Job {
 
     /// True for a periodic or parameterized job that only launches children.
     pub fn is_parent(&self) -> bool {
-        self.periodic.as_ref().is_some_and(|p| p.enabled != Some(false))
+        self.periodic
+            .as_ref()
+            .is_some_and(|p| p.enabled != Some(false))
             || (self.parameterized_job.is_some() && !self.dispatched)
     }
 }

@@ -25,11 +25,13 @@ fn is_interpolated(s: &str) -> bool {
     s.contains("${")
 }
 
+/// Port labels name environment variables (`NOMAD_PORT_<label>`); dashes are allowed, as
+/// Nomad's HCL2 parser and server allow them, and become underscores there.
 fn valid_port_label(label: &str) -> bool {
     !label.is_empty()
         && label
             .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_')
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
 /// A service name must be a valid DNS label (after interpolation, which is checked later).
@@ -40,7 +42,9 @@ fn valid_service_name(name: &str) -> bool {
     let bytes = name.as_bytes();
     !bytes.is_empty()
         && bytes.len() <= 63
-        && bytes.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'-')
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || *b == b'-')
         && bytes.first().is_some_and(u8::is_ascii_alphanumeric)
         && bytes.last().is_some_and(u8::is_ascii_alphanumeric)
 }
@@ -123,7 +127,10 @@ fn validate_job(job: &Job, cx: &mut Ctx) {
     validate_constraints(&job.constraints, &path, cx, true);
     validate_affinities(&job.affinities, &path, cx);
     if matches!(kind, JobType::System | JobType::Sysbatch) && !job.spreads.is_empty() {
-        cx.err(&path, format!("{} jobs may not have a spread block", kind.as_str()));
+        cx.err(
+            &path,
+            format!("{} jobs may not have a spread block", kind.as_str()),
+        );
     }
     validate_spreads(&job.spreads, &path, cx);
     if let Some(p) = &job.periodic {
@@ -234,7 +241,10 @@ fn validate_periodic(p: &PeriodicConfig, kind: JobType, path: &str, cx: &mut Ctx
     }
     for s in specs {
         if let Err(e) = check_cron(s) {
-            cx.err(path, format!("periodic: invalid cron expression {s:?}: {e}"));
+            cx.err(
+                path,
+                format!("periodic: invalid cron expression {s:?}: {e}"),
+            );
         }
     }
     if let Some(st) = p.spec_type.as_deref() {
@@ -282,8 +292,15 @@ fn validate_group(job: &Job, kind: JobType, g: &TaskGroup, path: &str, cx: &mut 
             ),
         );
     }
+    // A Connect gateway's task is injected when the job is registered.
+    let has_gateway = g
+        .services
+        .iter()
+        .any(|s| s.connect.as_ref().is_some_and(|c| c.gateway.is_some()));
     if g.tasks.is_empty() {
-        cx.err(path, "missing tasks: a group needs at least one task");
+        if !has_gateway {
+            cx.err(path, "missing tasks: a group needs at least one task");
+        }
     } else if g.tasks.iter().all(|t| t.lifecycle_hook().is_some()) {
         cx.err(
             path,
@@ -340,8 +357,14 @@ fn validate_group(job: &Job, kind: JobType, g: &TaskGroup, path: &str, cx: &mut 
         validate_group_scaling(s, count, path, cx);
     }
     if let Some(d) = &g.disconnect {
-        if !["", "best_score", "keep_original", "keep_replacement", "longest_running"]
-            .contains(&d.reconcile.as_str())
+        if ![
+            "",
+            "best_score",
+            "keep_original",
+            "keep_replacement",
+            "longest_running",
+        ]
+        .contains(&d.reconcile.as_str())
         {
             cx.err(
                 path,
@@ -367,7 +390,10 @@ fn validate_group(job: &Job, kind: JobType, g: &TaskGroup, path: &str, cx: &mut 
     validate_constraints(&g.constraints, path, cx, true);
     validate_affinities(&g.affinities, path, cx);
     if matches!(kind, JobType::System | JobType::Sysbatch) && !g.spreads.is_empty() {
-        cx.err(path, format!("{} jobs may not have a spread block", kind.as_str()));
+        cx.err(
+            path,
+            format!("{} jobs may not have a spread block", kind.as_str()),
+        );
     }
     validate_spreads(&g.spreads, path, cx);
 
@@ -458,23 +484,21 @@ fn validate_group(job: &Job, kind: JobType, g: &TaskGroup, path: &str, cx: &mut 
         service_keys.insert((s.name.clone(), s.port_label.clone()));
     }
     if let Some(d) = &g.ephemeral_disk {
-        let total_log_mb: u64 = g
-            .tasks
-            .iter()
-            .filter_map(|t| t.log_config.as_ref())
-            .filter(|l| l.disabled != Some(true))
-            .map(|l| {
-                u64::from(l.max_files.unwrap_or(10)) * u64::from(l.max_file_size_mb.unwrap_or(10))
-            })
-            .sum();
         let size = u64::from(d.size_mb.unwrap_or(300));
-        if size > 0 && total_log_mb > size {
-            cx.err(
-                path,
-                format!(
-                    "log storage ({total_log_mb} MB across tasks, max_files * max_file_size) exceeds the ephemeral disk size ({size} MB)"
-                ),
-            );
+        for t in &g.tasks {
+            let Some(l) = t.log_config.as_ref().filter(|l| l.disabled != Some(true)) else {
+                continue;
+            };
+            let logs =
+                u64::from(l.max_files.unwrap_or(10)) * u64::from(l.max_file_size_mb.unwrap_or(10));
+            if size > 0 && size <= logs {
+                cx.err(
+                    &format!("{path} task {:?}", t.name),
+                    format!(
+                        "log storage ({logs} MB: logs.max_files * logs.max_file_size) must be less than the ephemeral disk size ({size} MB)"
+                    ),
+                );
+            }
         }
     }
 }
@@ -498,7 +522,10 @@ fn validate_network(
         if p.value == 0 {
             cx.err(
                 path,
-                format!("port {:?}: static port must be between 1 and 65535", p.label),
+                format!(
+                    "port {:?}: static port must be between 1 and 65535",
+                    p.label
+                ),
             );
         }
     }
@@ -521,7 +548,7 @@ fn validate_network(
             cx.err(
                 path,
                 format!(
-                    "port label {:?} does not conform to naming requirements ^[a-zA-Z0-9_]+$",
+                    "port label {:?} does not conform to naming requirements ^[a-zA-Z0-9_-]+$",
                     p.label
                 ),
             );
@@ -532,10 +559,17 @@ fn validate_network(
                 format!("port {:?}: to = {} is not a valid port", p.label, p.to),
             );
         }
-        if labels.insert(p.label.clone(), path.to_string()).is_some() {
+        // Labels differing only in case collide: they name the same variables.
+        if labels
+            .insert(p.label.to_lowercase(), path.to_string())
+            .is_some()
+        {
             cx.err(
                 path,
-                format!("found a port label collision: {:?} is defined twice", p.label),
+                format!(
+                    "found a port label collision: {:?} is defined twice",
+                    p.label
+                ),
             );
         }
     }
@@ -657,7 +691,10 @@ fn validate_task(job: &Job, kind: JobType, g: &TaskGroup, t: &Task, path: &str, 
             );
         }
         if tmpl.change_mode == "signal" && tmpl.change_signal.is_empty() {
-            cx.err(&tp, "change_signal is required with change_mode = \"signal\"");
+            cx.err(
+                &tp,
+                "change_signal is required with change_mode = \"signal\"",
+            );
         }
         if tmpl.change_mode == "script"
             && tmpl
@@ -665,7 +702,10 @@ fn validate_task(job: &Job, kind: JobType, g: &TaskGroup, t: &Task, path: &str, 
                 .as_ref()
                 .is_none_or(|s| s.command.is_empty())
         {
-            cx.err(&tp, "change_script.command is required with change_mode = \"script\"");
+            cx.err(
+                &tp,
+                "change_script.command is required with change_mode = \"script\"",
+            );
         }
         if !tmpl.perms.is_empty() && u32::from_str_radix(&tmpl.perms, 8).is_err() {
             cx.err(
@@ -707,7 +747,8 @@ fn validate_task(job: &Job, kind: JobType, g: &TaskGroup, t: &Task, path: &str, 
         );
     }
     if let Some(v) = &t.vault {
-        if !v.change_mode.is_empty() && !["noop", "restart", "signal"].contains(&v.change_mode.as_str())
+        if !v.change_mode.is_empty()
+            && !["noop", "restart", "signal"].contains(&v.change_mode.as_str())
         {
             cx.err(
                 path,
@@ -718,7 +759,10 @@ fn validate_task(job: &Job, kind: JobType, g: &TaskGroup, t: &Task, path: &str, 
             );
         }
         if v.change_mode == "signal" && v.change_signal.is_empty() {
-            cx.err(path, "vault.change_signal is required with change_mode = \"signal\"");
+            cx.err(
+                path,
+                "vault.change_signal is required with change_mode = \"signal\"",
+            );
         }
     }
     for vm in &t.volume_mounts {
@@ -769,10 +813,7 @@ fn validate_resources(r: &Resources, path: &str, cx: &mut Ctx) {
     let cores = r.cores.unwrap_or(0);
     let cpu = r.cpu.unwrap_or(0);
     if cores > 0 && cpu > 0 {
-        cx.err(
-            path,
-            "resources: a task can ask for cpu or cores, not both",
-        );
+        cx.err(path, "resources: a task can ask for cpu or cores, not both");
     }
     if cores == 0 && r.cpu.is_some() && cpu < 1 {
         cx.err(path, "resources.cpu must be at least 1 MHz");
@@ -803,7 +844,12 @@ fn validate_resources(r: &Resources, path: &str, cx: &mut Ctx) {
                 format!("resources.device {:?}: count must be at least 1", d.name),
             );
         }
-        validate_constraints(&d.constraints, &format!("{path} device {:?}", d.name), cx, false);
+        validate_constraints(
+            &d.constraints,
+            &format!("{path} device {:?}", d.name),
+            cx,
+            false,
+        );
         validate_affinities(&d.affinities, &format!("{path} device {:?}", d.name), cx);
     }
 }
@@ -821,7 +867,11 @@ fn validate_service(s: &Service, g: &TaskGroup, task: Option<&Task>, path: &str,
     if !s.provider.is_empty() && !PROVIDERS.contains(&s.provider.as_str()) {
         cx.err(
             path,
-            format!("provider {:?} is not one of {}", s.provider, one_of(PROVIDERS)),
+            format!(
+                "provider {:?} is not one of {}",
+                s.provider,
+                one_of(PROVIDERS)
+            ),
         );
     }
     if !s.address_mode.is_empty() && !ADDRESS_MODES.contains(&s.address_mode.as_str()) {
@@ -837,7 +887,11 @@ fn validate_service(s: &Service, g: &TaskGroup, task: Option<&Task>, path: &str,
     if !s.on_update.is_empty() && !ON_UPDATE.contains(&s.on_update.as_str()) {
         cx.err(
             path,
-            format!("on_update {:?} is not one of {}", s.on_update, one_of(ON_UPDATE)),
+            format!(
+                "on_update {:?} is not one of {}",
+                s.on_update,
+                one_of(ON_UPDATE)
+            ),
         );
     }
     if !s.address.is_empty() && s.address_mode != "auto" && !s.address_mode.is_empty() {
@@ -917,7 +971,10 @@ fn validate_service(s: &Service, g: &TaskGroup, task: Option<&Task>, path: &str,
         }
         if connect.sidecar_service.is_some() || connect.gateway.is_some() {
             match g.networks.first() {
-                None => cx.err(path, "connect sidecars and gateways need a group network block"),
+                None => cx.err(
+                    path,
+                    "connect sidecars and gateways need a group network block",
+                ),
                 Some(n) => {
                     let mode = n.mode_or_default();
                     if mode != "bridge" && !mode.starts_with("cni/") && connect.gateway.is_none() {
@@ -982,7 +1039,11 @@ fn validate_check(
     if !CHECK_TYPES.contains(&c.check_type.as_str()) {
         cx.err(
             path,
-            format!("type {:?} is not one of {}", c.check_type, one_of(CHECK_TYPES)),
+            format!(
+                "type {:?} is not one of {}",
+                c.check_type,
+                one_of(CHECK_TYPES)
+            ),
         );
         return;
     }
@@ -1041,7 +1102,11 @@ fn validate_check(
     if !c.on_update.is_empty() && !ON_UPDATE.contains(&c.on_update.as_str()) {
         cx.err(
             path,
-            format!("on_update {:?} is not one of {}", c.on_update, one_of(ON_UPDATE)),
+            format!(
+                "on_update {:?} is not one of {}",
+                c.on_update,
+                one_of(ON_UPDATE)
+            ),
         );
     }
     if c.check_type != "script" && !port_known(&c.port_label) && c.address_mode != "driver" {
@@ -1053,11 +1118,13 @@ fn validate_check(
             ),
         );
     }
-    if c.check_type != "script" && c.port_label.is_empty() && s.port_label.is_empty() && !c.expose
-    {
+    if c.check_type != "script" && c.port_label.is_empty() && s.port_label.is_empty() && !c.expose {
         cx.err(
             path,
-            format!("{} checks need a port (on the check or its service)", c.check_type),
+            format!(
+                "{} checks need a port (on the check or its service)",
+                c.check_type
+            ),
         );
     }
     for (k, vals) in &c.header {
@@ -1113,9 +1180,6 @@ fn validate_reschedule(r: &ReschedulePolicy, path: &str, cx: &mut Ctx) {
     let active = attempts > 0 || unlimited;
     if !active {
         return;
-    }
-    if unlimited && attempts > 0 {
-        cx.err(path, "attempts cannot be set when unlimited = true");
     }
     let df = r.delay_function.as_deref().unwrap_or("");
     if !DELAY_FUNCTIONS.contains(&df) {
@@ -1202,7 +1266,11 @@ fn validate_constraints(cs: &[Constraint], path: &str, cx: &mut Ctx, group_level
 }
 
 fn check_constraint(c: &Constraint, _group_level: bool) -> Result<(), String> {
-    let op = if c.operand.is_empty() { "=" } else { c.operand.as_str() };
+    let op = if c.operand.is_empty() {
+        "="
+    } else {
+        c.operand.as_str()
+    };
     if !CONSTRAINT_OPERATORS.contains(&op) {
         return Err(format!(
             "operator {op:?} is not one of {}",
@@ -1270,10 +1338,10 @@ fn check_constraint(c: &Constraint, _group_level: bool) -> Result<(), String> {
                 }
             }
         }
-        "distinct_hosts" => {
-            if !c.r_target.is_empty() && !["true", "false"].contains(&c.r_target.as_str()) {
-                return Err(format!("value {:?} must be true or false", c.r_target));
-            }
+        "distinct_hosts"
+            if !c.r_target.is_empty() && !["true", "false"].contains(&c.r_target.as_str()) =>
+        {
+            return Err(format!("value {:?} must be true or false", c.r_target));
         }
         _ => {}
     }
@@ -1286,20 +1354,30 @@ fn validate_affinities(afs: &[Affinity], path: &str, cx: &mut Ctx) {
             "affinity {{ attribute = {:?}, operator = {:?}, value = {:?} }}",
             a.l_target, a.operand, a.r_target
         );
-        let op = if a.operand.is_empty() { "=" } else { a.operand.as_str() };
-        if matches!(op, "distinct_hosts" | "distinct_property" | "is_set" | "is_not_set")
-            || !CONSTRAINT_OPERATORS.contains(&op)
+        let op = if a.operand.is_empty() {
+            "="
+        } else {
+            a.operand.as_str()
+        };
+        if matches!(
+            op,
+            "distinct_hosts" | "distinct_property" | "is_set" | "is_not_set"
+        ) || !CONSTRAINT_OPERATORS.contains(&op)
         {
-            cx.err(path, format!("{desc}: operator {op:?} cannot be used in an affinity"));
+            cx.err(
+                path,
+                format!("{desc}: operator {op:?} cannot be used in an affinity"),
+            );
         }
         if a.l_target.is_empty() {
             cx.err(path, format!("{desc}: attribute is required"));
         }
         match a.weight {
             Some(0) => cx.err(path, format!("{desc}: weight cannot be zero")),
-            Some(w) if !(-100..=100).contains(&w) => {
-                cx.err(path, format!("{desc}: weight {w} must be between -100 and 100"))
-            }
+            Some(w) if !(-100..=100).contains(&w) => cx.err(
+                path,
+                format!("{desc}: weight {w} must be between -100 and 100"),
+            ),
             _ => {}
         }
     }
@@ -1354,6 +1432,7 @@ mod tests {
                 }],
                 ..TaskGroup::default()
             }],
+            datacenters: vec!["dc1".into()],
             ..Job::default()
         };
         j.canonicalize();
@@ -1396,7 +1475,11 @@ mod tests {
         let mut j = base();
         j.priority = Some(500);
         j.task_groups[0].tasks[0].driver.clear();
-        j.task_groups[0].tasks[0].resources.as_mut().unwrap().memory_mb = Some(1);
+        j.task_groups[0].tasks[0]
+            .resources
+            .as_mut()
+            .unwrap()
+            .memory_mb = Some(1);
         let m = messages(&j);
         assert_eq!(m.len(), 3, "{m:#?}");
         assert!(m[0].contains("priority 500"));
@@ -1465,7 +1548,9 @@ mod tests {
             hook: "prestart".into(),
             sidecar: false,
         });
-        assert!(messages(&j).iter().any(|s| s.contains("at least one main task")));
+        assert!(messages(&j)
+            .iter()
+            .any(|s| s.contains("at least one main task")));
     }
 
     #[test]

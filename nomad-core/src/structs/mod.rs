@@ -18,8 +18,8 @@ pub use alloc::{
     RescheduleEvent, RescheduleTracker, TaskEvent, TaskState,
 };
 pub use node::{
-    DriverInfo, DrainStrategy, Node, NodeCpuResources, NodeDevice, NodeDeviceResource,
-    NodeReservedResources, NodeResources, HostNetwork, HostVolume,
+    DrainStrategy, DriverInfo, HostNetwork, HostVolume, Node, NodeCpuResources, NodeDevice,
+    NodeDeviceResource, NodeReservedResources, NodeResources,
 };
 pub use resources::ComparableResources;
 pub use sched_config::{
@@ -275,7 +275,10 @@ pub struct Deployment {
 impl Deployment {
     /// True while the deployment can still make progress.
     pub fn active(&self) -> bool {
-        matches!(self.status.as_str(), "running" | "paused" | "pending" | "blocked" | "unblocking")
+        matches!(
+            self.status.as_str(),
+            "running" | "paused" | "pending" | "blocked" | "unblocking"
+        )
     }
 }
 

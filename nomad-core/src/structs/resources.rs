@@ -35,7 +35,8 @@ impl ComparableResources {
         self.memory_mb = self.memory_mb.saturating_sub(other.memory_mb);
         self.memory_max_mb = self.memory_max_mb.saturating_sub(other.memory_max_mb);
         self.disk_mb = self.disk_mb.saturating_sub(other.disk_mb);
-        self.reserved_cores.retain(|c| !other.reserved_cores.contains(c));
+        self.reserved_cores
+            .retain(|c| !other.reserved_cores.contains(c));
     }
 
     /// `Ok` when `self` (capacity) covers `other` (usage); otherwise the first dimension

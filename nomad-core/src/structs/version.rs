@@ -18,7 +18,11 @@ impl Version {
     /// Parses a version; with `strict`, exactly `MAJOR.MINOR.PATCH` as semver requires.
     pub fn parse(text: &str, strict: bool) -> Result<Version, String> {
         let t = text.trim();
-        let t = if strict { t } else { t.strip_prefix('v').unwrap_or(t) };
+        let t = if strict {
+            t
+        } else {
+            t.strip_prefix('v').unwrap_or(t)
+        };
         let t = t.split('+').next().unwrap_or("");
         let (core, pre) = match t.split_once('-') {
             Some((c, p)) => (c, Some(p)),
@@ -35,10 +39,12 @@ impl Version {
             segments.push(n);
         }
         if strict && segments.len() != 3 {
-            return Err(format!("{text:?} is not a semantic version (MAJOR.MINOR.PATCH)"));
+            return Err(format!(
+                "{text:?} is not a semantic version (MAJOR.MINOR.PATCH)"
+            ));
         }
         let pre = match pre {
-            Some(p) if p.is_empty() => return Err(format!("{text:?} has an empty pre-release")),
+            Some("") => return Err(format!("{text:?} has an empty pre-release")),
             Some(p) => p.split('.').map(str::to_string).collect(),
             None => Vec::new(),
         };
