@@ -12,6 +12,7 @@ mod resources;
 mod sched_config;
 pub mod version;
 
+pub use alloc::{AllocatedCpu, AllocatedDevice, AllocatedMemory};
 pub use alloc::{
     AllocDeploymentStatus, AllocMetric, AllocatedPortMapping, AllocatedResources,
     AllocatedSharedResources, AllocatedTaskResources, Allocation, DesiredTransition, NodeScoreMeta,
