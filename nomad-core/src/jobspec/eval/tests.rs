@@ -1122,7 +1122,10 @@ fn values_cannot_grow_without_bound() {
     // Each local doubles the one before it.
     let mut src = String::from("locals {\n  l0 = \"0123456789abcdef\"\n");
     for i in 1..40 {
-        src.push_str(&format!("  l{i} = \"${{local.l{0}}}${{local.l{0}}}\"\n", i - 1));
+        src.push_str(&format!(
+            "  l{i} = \"${{local.l{0}}}${{local.l{0}}}\"\n",
+            i - 1
+        ));
     }
     src.push_str("}\n");
     let errors = invalid(&src, &ParseOptions::default());
