@@ -1,0 +1,585 @@
+//! The per-node port index: which host ports are taken on each of a node's networks, and
+//! collision-free assignment of static and dynamic ports.
+//!
+//! One index serves the scheduler (choosing ports while ranking a node), the plan applier
+//! (re-checking a node's placements before committing) and the client (checking what it was
+//! given). Ports are tracked per host network: the node's default network and every named
+//! `host_network` it offers. A taken-port bitmap (8 KiB) is only allocated for a network once
+//! a port on it is taken, so an index for an idle node costs a few bytes.
+
+use std::fmt;
+
+use nomad_core::job::NetworkResource;
+use nomad_core::structs::{AllocatedPortMapping, Allocation, Node};
+
+/// Lowest port of the dynamic range when the node does not say.
+pub const DEFAULT_MIN_DYNAMIC_PORT: u16 = 20000;
+/// Highest port of the dynamic range when the node does not say.
+pub const DEFAULT_MAX_DYNAMIC_PORT: u16 = 32000;
+/// The name of a node's default network in port requests (`host_network = "default"`).
+pub const DEFAULT_HOST_NETWORK: &str = "default";
+
+/// Random picks tried in the dynamic range before scanning it in order.
+const RANDOM_ATTEMPTS: usize = 20;
+const WORDS: usize = 65536 / 64;
+
+/// Why ports could not be taken or assigned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PortError {
+    /// A port is already in use on that network.
+    Collision {
+        /// The network's name.
+        network: String,
+        /// The port.
+        port: u16,
+    },
+    /// No free port is left in the dynamic range of that network.
+    DynamicExhausted {
+        /// The network's name.
+        network: String,
+    },
+    /// The request names a host network the node does not offer.
+    UnknownHostNetwork {
+        /// The network asked for.
+        network: String,
+    },
+    /// A reserved-ports specification such as `"22,80,8000-8100"` does not parse.
+    BadSpec {
+        /// The specification.
+        spec: String,
+    },
+}
+
+impl fmt::Display for PortError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PortError::Collision { network, port } => {
+                write!(f, "port {port} already in use on network {network:?}")
+            }
+            PortError::DynamicExhausted { network } => {
+                write!(f, "dynamic port range exhausted on network {network:?}")
+            }
+            PortError::UnknownHostNetwork { network } => {
+                write!(f, "host network {network:?} not present on node")
+            }
+            PortError::BadSpec { spec } => write!(f, "invalid port specification {spec:?}"),
+        }
+    }
+}
+
+impl std::error::Error for PortError {}
+
+impl PortError {
+    /// The dimension name placement metrics use for this failure.
+    pub fn dimension(&self) -> &'static str {
+        match self {
+            PortError::Collision { .. } => "network: port collision",
+            PortError::DynamicExhausted { .. } => "network: dynamic port selection failed",
+            PortError::UnknownHostNetwork { .. } => "network: host network missing",
+            PortError::BadSpec { .. } => "network: invalid reserved ports",
+        }
+    }
+}
+
+/// Parses a port list such as `"22,80,8000-8100"` into single ports.
+pub fn parse_port_spec(spec: &str) -> Result<Vec<u16>, PortError> {
+    let bad = || PortError::BadSpec {
+        spec: spec.to_string(),
+    };
+    let mut out = Vec::new();
+    for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        match part.split_once('-') {
+            Some((lo, hi)) => {
+                let lo: u16 = lo.trim().parse().map_err(|_| bad())?;
+                let hi: u16 = hi.trim().parse().map_err(|_| bad())?;
+                if lo > hi {
+                    return Err(bad());
+                }
+                out.extend(lo..=hi);
+            }
+            None => out.push(part.parse().map_err(|_| bad())?),
+        }
+    }
+    Ok(out)
+}
+
+/// Taken ports of one network.
+#[derive(Clone)]
+struct NetworkPorts {
+    name: String,
+    ip: String,
+    used: Option<Box<[u64; WORDS]>>,
+}
+
+impl NetworkPorts {
+    fn new(name: &str, ip: &str) -> Self {
+        NetworkPorts {
+            name: name.to_string(),
+            ip: ip.to_string(),
+            used: None,
+        }
+    }
+
+    fn is_used(&self, port: u16) -> bool {
+        let p = usize::from(port);
+        self.used
+            .as_ref()
+            .is_some_and(|b| b[p / 64] & (1u64 << (p % 64)) != 0)
+    }
+
+    fn set(&mut self, port: u16, on: bool) {
+        let p = usize::from(port);
+        if !on && self.used.is_none() {
+            return;
+        }
+        let bits = self.used.get_or_insert_with(|| Box::new([0u64; WORDS]));
+        if on {
+            bits[p / 64] |= 1u64 << (p % 64);
+        } else {
+            bits[p / 64] &= !(1u64 << (p % 64));
+        }
+    }
+}
+
+/// Which ports are taken on each network of one node.
+#[derive(Clone)]
+pub struct PortIndex {
+    min_dynamic: u16,
+    max_dynamic: u16,
+    networks: Vec<NetworkPorts>,
+}
+
+impl fmt::Debug for PortIndex {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("PortIndex");
+        d.field("dynamic", &(self.min_dynamic..=self.max_dynamic));
+        for n in &self.networks {
+            let taken = n
+                .used
+                .as_ref()
+                .map_or(0, |b| b.iter().map(|w| w.count_ones()).sum::<u32>());
+            d.field(&n.name, &taken);
+        }
+        d.finish()
+    }
+}
+
+/// A port a placement wants that another placement in the same plan already took:
+/// `(network id, port)` as returned by [`PortIndex::network_id`].
+pub type PlannedPort = (usize, u16);
+
+impl PortIndex {
+    /// An empty index with one default network and the given dynamic range.
+    pub fn new(min_dynamic: u16, max_dynamic: u16) -> Self {
+        let (lo, hi) = if min_dynamic <= max_dynamic {
+            (min_dynamic, max_dynamic)
+        } else {
+            (max_dynamic, min_dynamic)
+        };
+        PortIndex {
+            min_dynamic: lo,
+            max_dynamic: hi,
+            networks: vec![NetworkPorts::new(DEFAULT_HOST_NETWORK, "")],
+        }
+    }
+
+    /// The index of a node with nothing running: its dynamic range (default 20000-32000),
+    /// its default network address, its host networks, and its reserved ports taken.
+    pub fn for_node(node: &Node) -> Result<Self, PortError> {
+        let (mut lo, mut hi) = (DEFAULT_MIN_DYNAMIC_PORT, DEFAULT_MAX_DYNAMIC_PORT);
+        let mut ip = "";
+        if let Some(r) = &node.node_resources {
+            if r.min_dynamic_port > 0 {
+                lo = r.min_dynamic_port;
+            }
+            if r.max_dynamic_port > 0 {
+                hi = r.max_dynamic_port;
+            }
+            if let Some(n) = r.networks.first() {
+                ip = &n.ip;
+            }
+        }
+        let mut idx = PortIndex::new(lo, hi);
+        idx.networks[0].ip = ip.to_string();
+        for (name, hn) in &node.host_networks {
+            let addr = hn.cidr.split('/').next().unwrap_or("");
+            let mut net = NetworkPorts::new(name, addr);
+            for p in parse_port_spec(&hn.reserved_ports)? {
+                net.set(p, true);
+            }
+            idx.networks.push(net);
+        }
+        if let Some(r) = &node.reserved_resources {
+            for p in parse_port_spec(&r.networks.reserved_host_ports)? {
+                // Node-reserved ports apply to every address of the node.
+                for n in &mut idx.networks {
+                    n.set(p, true);
+                }
+            }
+        }
+        Ok(idx)
+    }
+
+    /// The index of a node with `allocs` running on it (terminal ones are skipped). Fails on
+    /// the first port two allocations share.
+    pub fn for_node_with_allocs<'a>(
+        node: &Node,
+        allocs: impl IntoIterator<Item = &'a Allocation>,
+    ) -> Result<Self, PortError> {
+        let mut idx = PortIndex::for_node(node)?;
+        for a in allocs {
+            if !a.terminal() {
+                idx.add_alloc(a)?;
+            }
+        }
+        Ok(idx)
+    }
+
+    /// The dynamic range, inclusive.
+    pub fn dynamic_range(&self) -> (u16, u16) {
+        (self.min_dynamic, self.max_dynamic)
+    }
+
+    /// The id of the network called `name` (`""` and `default` are the default network).
+    pub fn network_id(&self, name: &str) -> Option<usize> {
+        if name.is_empty() || name == DEFAULT_HOST_NETWORK {
+            return Some(0);
+        }
+        self.networks.iter().position(|n| n.name == name)
+    }
+
+    fn network_by_ip(&self, ip: &str) -> usize {
+        if ip.is_empty() {
+            return 0;
+        }
+        self.networks.iter().position(|n| n.ip == ip).unwrap_or(0)
+    }
+
+    /// True when `port` is taken on network `net`.
+    pub fn is_used(&self, net: usize, port: u16) -> bool {
+        self.networks.get(net).is_some_and(|n| n.is_used(port))
+    }
+
+    /// Takes `port` on network `net`; a collision leaves the index unchanged.
+    pub fn take(&mut self, net: usize, port: u16) -> Result<(), PortError> {
+        let n = self
+            .networks
+            .get_mut(net)
+            .ok_or_else(|| PortError::UnknownHostNetwork {
+                network: format!("#{net}"),
+            })?;
+        if n.is_used(port) {
+            return Err(PortError::Collision {
+                network: n.name.clone(),
+                port,
+            });
+        }
+        n.set(port, true);
+        Ok(())
+    }
+
+    /// Frees `port` on network `net`.
+    pub fn release(&mut self, net: usize, port: u16) {
+        if let Some(n) = self.networks.get_mut(net) {
+            n.set(port, false);
+        }
+    }
+
+    /// The host ports an allocation holds, as `(network id, port)`.
+    pub fn alloc_ports(&self, alloc: &Allocation) -> Vec<PlannedPort> {
+        let mut out = Vec::new();
+        let Some(ar) = &alloc.allocated_resources else {
+            return out;
+        };
+        if !ar.shared.ports.is_empty() {
+            for p in &ar.shared.ports {
+                out.push((self.network_by_ip(&p.host_ip), p.value));
+            }
+            return out;
+        }
+        let task_nets = ar.tasks.values().flat_map(|t| t.networks.iter());
+        for n in ar.shared.networks.iter().chain(task_nets) {
+            let net = self.network_by_ip(&n.ip);
+            for p in n.ports() {
+                if p.value > 0 {
+                    let id = if p.host_network.is_empty() {
+                        net
+                    } else {
+                        self.network_id(&p.host_network).unwrap_or(net)
+                    };
+                    out.push((id, p.value));
+                }
+            }
+        }
+        out
+    }
+
+    /// Takes every port of `alloc`; on a collision nothing is taken.
+    pub fn add_alloc(&mut self, alloc: &Allocation) -> Result<(), PortError> {
+        let ports = self.alloc_ports(alloc);
+        for (i, (net, port)) in ports.iter().enumerate() {
+            if let Err(e) = self.take(*net, *port) {
+                for (n, p) in &ports[..i] {
+                    self.release(*n, *p);
+                }
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    /// Frees every port of `alloc`.
+    pub fn remove_alloc(&mut self, alloc: &Allocation) {
+        for (net, port) in self.alloc_ports(alloc) {
+            self.release(net, port);
+        }
+    }
+
+    /// Chooses host ports for a network request without changing the index: static ports
+    /// must be free, dynamic ones are picked at random in the dynamic range (then in order
+    /// once random picks keep colliding). `planned` lists ports that other placements of the
+    /// same plan already took on this node; `rng` returns random numbers.
+    pub fn assign(
+        &self,
+        ask: &NetworkResource,
+        planned: &[PlannedPort],
+        rng: &mut dyn FnMut() -> u32,
+    ) -> Result<Vec<AssignedPort>, PortError> {
+        let mut chosen: Vec<AssignedPort> = Vec::with_capacity(
+            ask.reserved_ports.len() + ask.dynamic_ports.len(),
+        );
+        let taken = |chosen: &[AssignedPort], net: usize, port: u16| {
+            self.is_used(net, port)
+                || planned.iter().any(|&(n, p)| n == net && p == port)
+                || chosen.iter().any(|c| c.network == net && c.value == port)
+        };
+        for p in &ask.reserved_ports {
+            let net = self.resolve(&p.host_network)?;
+            if taken(&chosen, net, p.value) {
+                return Err(PortError::Collision {
+                    network: self.networks[net].name.clone(),
+                    port: p.value,
+                });
+            }
+            chosen.push(self.assigned(p, net, p.value));
+        }
+        let span = u32::from(self.max_dynamic - self.min_dynamic) + 1;
+        for p in &ask.dynamic_ports {
+            let net = self.resolve(&p.host_network)?;
+            let mut found = None;
+            for _ in 0..RANDOM_ATTEMPTS {
+                let candidate = self.min_dynamic + (rng() % span) as u16;
+                if !taken(&chosen, net, candidate) {
+                    found = Some(candidate);
+                    break;
+                }
+            }
+            if found.is_none() {
+                let start = rng() % span;
+                found = (0..span)
+                    .map(|i| self.min_dynamic + ((start + i) % span) as u16)
+                    .find(|&c| !taken(&chosen, net, c));
+            }
+            let Some(value) = found else {
+                return Err(PortError::DynamicExhausted {
+                    network: self.networks[net].name.clone(),
+                });
+            };
+            chosen.push(self.assigned(p, net, value));
+        }
+        Ok(chosen)
+    }
+
+    fn resolve(&self, host_network: &str) -> Result<usize, PortError> {
+        self.network_id(host_network)
+            .ok_or_else(|| PortError::UnknownHostNetwork {
+                network: host_network.to_string(),
+            })
+    }
+
+    fn assigned(&self, p: &nomad_core::job::Port, net: usize, value: u16) -> AssignedPort {
+        AssignedPort {
+            label: p.label.clone(),
+            network: net,
+            value,
+            to: p.to,
+            host_ip: self.networks[net].ip.clone(),
+        }
+    }
+}
+
+/// A port chosen by [`PortIndex::assign`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AssignedPort {
+    /// The request's label.
+    pub label: String,
+    /// The network id (see [`PortIndex::network_id`]).
+    pub network: usize,
+    /// The host port.
+    pub value: u16,
+    /// The port inside the allocation's network namespace.
+    pub to: i32,
+    /// The host address.
+    pub host_ip: String,
+}
+
+impl AssignedPort {
+    /// The flat form stored in an allocation's shared resources.
+    pub fn mapping(&self) -> AllocatedPortMapping {
+        AllocatedPortMapping {
+            label: self.label.clone(),
+            value: self.value,
+            to: self.to,
+            host_ip: self.host_ip.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nomad_core::job::Port;
+    use nomad_core::structs::{
+        AllocatedResources, HostNetwork, NodeReservedResources, NodeResources,
+    };
+
+    fn seq() -> impl FnMut() -> u32 {
+        let mut x = 7u32;
+        move || {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x
+        }
+    }
+
+    fn port(label: &str, value: u16) -> Port {
+        Port {
+            label: label.into(),
+            value,
+            ..Port::default()
+        }
+    }
+
+    #[test]
+    fn parses_port_specs() {
+        assert_eq!(parse_port_spec("22, 80,8000-8002").unwrap(), vec![22, 80, 8000, 8001, 8002]);
+        assert_eq!(parse_port_spec("").unwrap(), Vec::<u16>::new());
+        assert!(parse_port_spec("9-3").is_err());
+        assert!(parse_port_spec("http").is_err());
+    }
+
+    #[test]
+    fn reserved_ports_of_the_node_are_taken() {
+        let mut node = Node::default();
+        node.reserved_resources = Some(NodeReservedResources::default());
+        if let Some(r) = &mut node.reserved_resources {
+            r.networks.reserved_host_ports = "22,8080".into();
+        }
+        let idx = PortIndex::for_node(&node).unwrap();
+        assert!(idx.is_used(0, 22));
+        assert!(idx.is_used(0, 8080));
+        assert!(!idx.is_used(0, 8081));
+        let ask = NetworkResource {
+            reserved_ports: vec![port("ssh", 22)],
+            ..NetworkResource::default()
+        };
+        let err = idx.assign(&ask, &[], &mut seq()).unwrap_err();
+        assert_eq!(err, PortError::Collision { network: "default".into(), port: 22 });
+    }
+
+    #[test]
+    fn dynamic_ports_stay_in_the_node_range_and_never_collide() {
+        let mut node = Node::default();
+        node.node_resources = Some(NodeResources {
+            min_dynamic_port: 30000,
+            max_dynamic_port: 30009,
+            ..NodeResources::default()
+        });
+        let mut idx = PortIndex::for_node(&node).unwrap();
+        let ask = NetworkResource {
+            dynamic_ports: vec![port("a", 0), port("b", 0)],
+            ..NetworkResource::default()
+        };
+        let mut rng = seq();
+        let mut seen = std::collections::BTreeSet::new();
+        for _ in 0..5 {
+            let got = idx.assign(&ask, &[], &mut rng).unwrap();
+            for p in got {
+                assert!((30000..=30009).contains(&p.value));
+                assert!(seen.insert(p.value), "port {} handed out twice", p.value);
+                idx.take(p.network, p.value).unwrap();
+            }
+        }
+        let err = idx.assign(&ask, &[], &mut rng).unwrap_err();
+        assert!(matches!(err, PortError::DynamicExhausted { .. }));
+    }
+
+    #[test]
+    fn planned_ports_count_as_taken() {
+        let idx = PortIndex::new(20000, 20001);
+        let ask = NetworkResource {
+            dynamic_ports: vec![port("a", 0)],
+            ..NetworkResource::default()
+        };
+        let got = idx.assign(&ask, &[(0, 20000)], &mut seq()).unwrap();
+        assert_eq!(got[0].value, 20001);
+        assert!(idx.assign(&ask, &[(0, 20000), (0, 20001)], &mut seq()).is_err());
+    }
+
+    #[test]
+    fn host_networks_are_separate_address_spaces() {
+        let mut node = Node::default();
+        node.host_networks.insert(
+            "public".into(),
+            HostNetwork {
+                name: "public".into(),
+                cidr: "10.0.0.5/32".into(),
+                reserved_ports: "443".into(),
+                ..HostNetwork::default()
+            },
+        );
+        let mut idx = PortIndex::for_node(&node).unwrap();
+        let public = idx.network_id("public").unwrap();
+        assert!(idx.is_used(public, 443));
+        assert!(!idx.is_used(0, 443));
+        idx.take(0, 80).unwrap();
+        let mut p = port("web", 80);
+        p.host_network = "public".into();
+        let ask = NetworkResource {
+            reserved_ports: vec![p],
+            ..NetworkResource::default()
+        };
+        let got = idx.assign(&ask, &[], &mut seq()).unwrap();
+        assert_eq!(got[0].host_ip, "10.0.0.5");
+        let mut missing = port("x", 1);
+        missing.host_network = "nope".into();
+        let ask = NetworkResource {
+            reserved_ports: vec![missing],
+            ..NetworkResource::default()
+        };
+        assert!(matches!(
+            idx.assign(&ask, &[], &mut seq()),
+            Err(PortError::UnknownHostNetwork { .. })
+        ));
+    }
+
+    #[test]
+    fn allocations_add_and_remove_their_ports() {
+        let node = Node::default();
+        let mut a = Allocation::default();
+        let mut ar = AllocatedResources::default();
+        ar.shared.ports = vec![AllocatedPortMapping {
+            label: "http".into(),
+            value: 25000,
+            ..AllocatedPortMapping::default()
+        }];
+        a.allocated_resources = Some(ar);
+        let mut idx = PortIndex::for_node_with_allocs(&node, [&a]).unwrap();
+        assert!(idx.is_used(0, 25000));
+        assert!(idx.add_alloc(&a).is_err());
+        idx.remove_alloc(&a);
+        assert!(!idx.is_used(0, 25000));
+        assert!(PortIndex::for_node_with_allocs(&node, [&a, &a]).is_err());
+    }
+}

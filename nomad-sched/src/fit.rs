@@ -1,0 +1,201 @@
+//! The plan applier's node-fit check: do a plan's placements on one node still fit, given
+//! what runs there now?
+
+use std::collections::HashSet;
+use std::fmt;
+use std::sync::Arc;
+
+use nomad_core::structs::{status, Allocation, Node};
+use nomad_net::{PlannedPort, PortError, PortIndex};
+
+use crate::state::NodeUsage;
+
+/// Why a node refuses a plan's placements.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NodeFitError {
+    /// The node is unknown to the state.
+    NodeMissing,
+    /// The node is not `ready`.
+    NodeNotReady(String),
+    /// The node is not eligible for placements.
+    NodeIneligible,
+    /// CPU, memory or disk would be over-committed.
+    Exhausted(&'static str),
+    /// A port would be taken twice.
+    Ports(PortError),
+    /// A device instance is unknown, unhealthy or taken twice.
+    Devices(String),
+}
+
+impl fmt::Display for NodeFitError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NodeFitError::NodeMissing => write!(f, "node does not exist"),
+            NodeFitError::NodeNotReady(s) => write!(f, "node is not ready for placements ({s})"),
+            NodeFitError::NodeIneligible => write!(f, "node is not eligible"),
+            NodeFitError::Exhausted(d) => write!(f, "resources exhausted: {d}"),
+            NodeFitError::Ports(e) => write!(f, "{e}"),
+            NodeFitError::Devices(d) => write!(f, "devices: {d}"),
+        }
+    }
+}
+
+impl std::error::Error for NodeFitError {}
+
+/// Checks that a plan's `placed` allocations fit on `node` together with the node's
+/// `existing` allocations, less those the plan stops, evicts or replaces (`removed` IDs and
+/// the IDs of `placed`, which update in place). Re-checks CPU, memory, disk, ports on every
+/// network and device instances. Stops alone always fit.
+///
+/// This is the check the server's plan applier runs for every node of a plan against its
+/// latest state; it is pure and touches nothing else.
+pub fn evaluate_node_plan(
+    node: &Node,
+    existing: &[Arc<Allocation>],
+    removed: &[&str],
+    placed: &[Allocation],
+) -> Result<(), NodeFitError> {
+    let mut base = NodeUsage::default();
+    for a in existing {
+        base.add(&NodeUsage::of_alloc(a));
+    }
+    evaluate_node_plan_with(
+        node,
+        &NodeUsage::capacity_of(node),
+        &base,
+        None,
+        existing,
+        removed,
+        placed,
+    )
+}
+
+/// [`evaluate_node_plan`] for stores that keep running totals: `usage` is what the
+/// non-terminal `existing` allocations use and `ports` (when given) their port index, so the
+/// check costs time in the size of the plan, not of the node's allocations.
+pub fn evaluate_node_plan_with(
+    node: &Node,
+    capacity: &NodeUsage,
+    usage: &NodeUsage,
+    ports: Option<&PortIndex>,
+    existing: &[Arc<Allocation>],
+    removed: &[&str],
+    placed: &[Allocation],
+) -> Result<(), NodeFitError> {
+    if placed.is_empty() {
+        return Ok(());
+    }
+    if node.status != status::NODE_READY {
+        return Err(NodeFitError::NodeNotReady(node.status.clone()));
+    }
+    if node.scheduling_eligibility == status::NODE_INELIGIBLE {
+        return Err(NodeFitError::NodeIneligible);
+    }
+    let gone: HashSet<&str> = removed
+        .iter()
+        .copied()
+        .chain(placed.iter().map(|a| a.id.as_str()))
+        .collect();
+    let leaving: Vec<&Allocation> = existing
+        .iter()
+        .map(|a| a.as_ref())
+        .filter(|a| !a.terminal() && gone.contains(a.id.as_str()))
+        .collect();
+
+    let mut total = *usage;
+    for a in &leaving {
+        total.sub(&NodeUsage::of_alloc(a));
+    }
+    for a in placed {
+        total.add(&NodeUsage::of_alloc(a));
+    }
+    capacity.covers(&total).map_err(NodeFitError::Exhausted)?;
+
+    check_ports(node, ports, existing, &gone, &leaving, placed)?;
+    check_devices(node, existing, &gone, placed)
+}
+
+fn check_ports(
+    node: &Node,
+    ports: Option<&PortIndex>,
+    existing: &[Arc<Allocation>],
+    gone: &HashSet<&str>,
+    leaving: &[&Allocation],
+    placed: &[Allocation],
+) -> Result<(), NodeFitError> {
+    let built;
+    let index = match ports {
+        Some(p) => p,
+        None => {
+            built = PortIndex::for_node_with_allocs(
+                node,
+                existing.iter().map(|a| a.as_ref()),
+            )
+            .map_err(NodeFitError::Ports)?;
+            &built
+        }
+    };
+    let freed: HashSet<PlannedPort> = leaving.iter().flat_map(|a| index.alloc_ports(a)).collect();
+    let mut fresh: HashSet<PlannedPort> = HashSet::new();
+    for a in placed.iter().filter(|a| !a.terminal()) {
+        for (net, port) in index.alloc_ports(a) {
+            let in_base = index.is_used(net, port) && !freed.contains(&(net, port));
+            if in_base || !fresh.insert((net, port)) {
+                return Err(NodeFitError::Ports(PortError::Collision {
+                    network: net.to_string(),
+                    port,
+                }));
+            }
+        }
+    }
+    let _ = gone;
+    Ok(())
+}
+
+fn check_devices(
+    node: &Node,
+    existing: &[Arc<Allocation>],
+    gone: &HashSet<&str>,
+    placed: &[Allocation],
+) -> Result<(), NodeFitError> {
+    let wanted = |a: &Allocation| -> Vec<String> {
+        a.allocated_resources
+            .iter()
+            .flat_map(|ar| ar.tasks.values())
+            .flat_map(|t| t.devices.iter())
+            .flat_map(|d| d.device_ids.iter().cloned())
+            .collect()
+    };
+    let asks: Vec<String> = placed
+        .iter()
+        .filter(|a| !a.terminal())
+        .flat_map(wanted)
+        .collect();
+    if asks.is_empty() {
+        return Ok(());
+    }
+    let healthy: HashSet<&str> = node
+        .node_resources
+        .iter()
+        .flat_map(|r| r.devices.iter())
+        .flat_map(|g| g.instances.iter())
+        .filter(|i| i.healthy)
+        .map(|i| i.id.as_str())
+        .collect();
+    let mut used: HashSet<String> = existing
+        .iter()
+        .filter(|a| !a.terminal() && !gone.contains(a.id.as_str()))
+        .flat_map(|a| wanted(a))
+        .collect();
+    for id in asks {
+        if !healthy.contains(id.as_str()) {
+            return Err(NodeFitError::Devices(format!(
+                "instance {id:?} is not a healthy device of the node"
+            )));
+        }
+        if !used.insert(id.clone()) {
+            return Err(NodeFitError::Devices(format!("instance {id:?} already in use")));
+        }
+    }
+    Ok(())
+}

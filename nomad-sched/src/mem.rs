@@ -1,0 +1,503 @@
+//! An in-memory cluster that is both a [`SchedState`] and a [`Planner`]: for tests, the
+//! throughput harness and embedders that keep their own state.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use nomad_core::job::Job;
+use nomad_core::structs::{
+    status, Allocation, Deployment, Evaluation, Node, Plan, PlanResult, SchedulerConfiguration,
+};
+use nomad_net::PortIndex;
+
+use crate::fit::evaluate_node_plan_with;
+use crate::state::{NodeIdx, NodeUsage, Planner, SchedState};
+use crate::SchedError;
+
+type ByName<V> = HashMap<String, HashMap<String, V>>;
+
+fn get2<'a, V>(m: &'a ByName<V>, ns: &str, id: &str) -> Option<&'a V> {
+    m.get(ns)?.get(id)
+}
+
+/// A cluster held in memory, with running per-node totals and port indexes so that both
+/// scheduling and plan application cost time in the size of the work, not of the cluster.
+///
+/// Plans are applied the way the server's plan applier does: stops always commit, each
+/// node's placements commit when [`crate::evaluate_node_plan_with`] accepts them, and an
+/// `all_at_once` plan commits whole or not at all.
+#[derive(Default)]
+pub struct MemState {
+    index: u64,
+    nodes: Vec<Arc<Node>>,
+    node_ids: HashMap<String, NodeIdx>,
+    class_of: Vec<u32>,
+    class_ids: HashMap<String, u32>,
+    capacity: Vec<NodeUsage>,
+    usage: Vec<NodeUsage>,
+    ports: Vec<PortIndex>,
+    ready_by_pool: HashMap<String, Vec<NodeIdx>>,
+    ready_all: Vec<NodeIdx>,
+    by_node: Vec<Vec<Arc<Allocation>>>,
+    by_job: ByName<Vec<Arc<Allocation>>>,
+    alloc_node: HashMap<String, NodeIdx>,
+    alloc_jobs: HashMap<String, Arc<Job>>,
+    jobs: ByName<Arc<Job>>,
+    deployments: ByName<Deployment>,
+    config: SchedulerConfiguration,
+    evals: Vec<Evaluation>,
+    plans_refused: u64,
+}
+
+impl MemState {
+    /// An empty cluster with the default scheduler configuration.
+    pub fn new() -> Self {
+        MemState::default()
+    }
+
+    /// Bumps and returns the state index.
+    fn bump(&mut self) -> u64 {
+        self.index += 1;
+        self.index
+    }
+
+    /// Adds or replaces a node. Its computed class is filled in when empty.
+    pub fn upsert_node(&mut self, mut node: Node) -> NodeIdx {
+        if node.computed_class.is_empty() {
+            node.compute_class();
+        }
+        if node.node_pool.is_empty() {
+            node.node_pool = "default".to_string();
+        }
+        let index = self.bump();
+        if node.create_index == 0 {
+            node.create_index = index;
+        }
+        node.modify_index = index;
+        let next = self.class_ids.len() as u32;
+        let class = *self
+            .class_ids
+            .entry(node.computed_class.clone())
+            .or_insert(next);
+        let mut ports =
+            PortIndex::for_node(&node).unwrap_or_else(|_| PortIndex::for_node(&Node::default()).unwrap_or_else(|_| PortIndex::new(20000, 32000)));
+        let capacity = NodeUsage::capacity_of(&node);
+        let idx = match self.node_ids.get(&node.id) {
+            Some(&i) => i,
+            None => {
+                let i = self.nodes.len() as NodeIdx;
+                self.node_ids.insert(node.id.clone(), i);
+                self.nodes.push(Arc::new(Node::default()));
+                self.class_of.push(0);
+                self.capacity.push(NodeUsage::default());
+                self.usage.push(NodeUsage::default());
+                self.ports.push(PortIndex::new(20000, 32000));
+                self.by_node.push(Vec::new());
+                i
+            }
+        };
+        let i = idx as usize;
+        for a in &self.by_node[i] {
+            if !a.terminal() {
+                let _ = ports.add_alloc(a);
+            }
+        }
+        let was_ready = self.nodes[i].ready_for_placement() && !self.nodes[i].id.is_empty();
+        let old_pool = self.nodes[i].node_pool.clone();
+        let now_ready = node.ready_for_placement();
+        let pool = node.node_pool.clone();
+        self.nodes[i] = Arc::new(node);
+        self.class_of[i] = class;
+        self.capacity[i] = capacity;
+        self.ports[i] = ports;
+        if was_ready {
+            if let Some(v) = self.ready_by_pool.get_mut(&old_pool) {
+                v.retain(|&n| n != idx);
+            }
+            self.ready_all.retain(|&n| n != idx);
+        }
+        if now_ready {
+            self.ready_by_pool.entry(pool).or_default().push(idx);
+            self.ready_all.push(idx);
+        }
+        idx
+    }
+
+    /// Registers a job version. A changed specification gets the next version number; the
+    /// job's indexes are set. Returns the shared copy.
+    pub fn upsert_job(&mut self, mut job: Job) -> Arc<Job> {
+        let index = self.bump();
+        let ns = job.namespace_or_default().to_string();
+        let prev = get2(&self.jobs, &ns, &job.id).cloned();
+        match &prev {
+            Some(p) => {
+                job.create_index = p.create_index;
+                let changed = {
+                    let mut a = (**p).clone();
+                    a.version = job.version;
+                    a.modify_index = job.modify_index;
+                    a.job_modify_index = job.job_modify_index;
+                    a.create_index = job.create_index;
+                    a.submit_time = job.submit_time;
+                    a.stable = job.stable;
+                    a.status.clone_from(&job.status);
+                    a != job
+                };
+                if changed {
+                    job.version = Some(p.version.unwrap_or(0) + 1);
+                    job.job_modify_index = Some(index);
+                } else {
+                    job.version = p.version;
+                    job.job_modify_index = p.job_modify_index;
+                }
+            }
+            None => {
+                job.create_index = Some(index);
+                job.version = Some(job.version.unwrap_or(0));
+                job.job_modify_index = Some(index);
+            }
+        }
+        job.modify_index = Some(index);
+        let job = Arc::new(job);
+        self.jobs
+            .entry(ns)
+            .or_default()
+            .insert(job.id.clone(), Arc::clone(&job));
+        job
+    }
+
+    /// Removes a job (allocations stay until stopped).
+    pub fn delete_job(&mut self, namespace: &str, job_id: &str) {
+        self.bump();
+        if let Some(m) = self.jobs.get_mut(namespace) {
+            m.remove(job_id);
+        }
+    }
+
+    /// Adds or replaces an allocation. `job` is the version it runs; `None` keeps the copy
+    /// the allocation carries, or the version recorded before.
+    pub fn upsert_alloc(&mut self, mut alloc: Allocation, job: Option<Arc<Job>>) {
+        let index = self.bump();
+        if alloc.create_index == 0 {
+            alloc.create_index = index;
+        }
+        alloc.modify_index = index;
+        let job = job.or_else(|| alloc.job.take().map(Arc::new));
+        if let Some(j) = job {
+            self.alloc_jobs.insert(alloc.id.clone(), j);
+        }
+        self.put_alloc(Arc::new(alloc));
+    }
+
+    /// Changes an allocation's client status (as a client update would).
+    pub fn set_client_status(&mut self, alloc_id: &str, client_status: &str) -> bool {
+        let Some(old) = self.find_alloc(alloc_id) else {
+            return false;
+        };
+        let mut a = (*old).clone();
+        a.client_status = client_status.to_string();
+        a.modify_index = self.bump();
+        self.put_alloc(Arc::new(a));
+        true
+    }
+
+    /// Adds or replaces a deployment (the latest per job is kept).
+    pub fn upsert_deployment(&mut self, mut d: Deployment) {
+        let index = self.bump();
+        if d.create_index == 0 {
+            d.create_index = index;
+        }
+        d.modify_index = index;
+        let ns = if d.namespace.is_empty() {
+            "default".to_string()
+        } else {
+            d.namespace.clone()
+        };
+        self.deployments
+            .entry(ns)
+            .or_default()
+            .insert(d.job_id.clone(), d);
+    }
+
+    /// Replaces the scheduler configuration.
+    pub fn set_scheduler_config(&mut self, c: SchedulerConfiguration) {
+        self.config = c;
+    }
+
+    /// An allocation by ID.
+    pub fn find_alloc(&self, id: &str) -> Option<Arc<Allocation>> {
+        let n = *self.alloc_node.get(id)?;
+        self.by_node
+            .get(n as usize)?
+            .iter()
+            .find(|a| a.id == id)
+            .cloned()
+    }
+
+    /// Every evaluation created or updated through [`Planner`], oldest first.
+    pub fn evals(&self) -> &[Evaluation] {
+        &self.evals
+    }
+
+    /// How many node plans were refused so far.
+    pub fn refused_node_plans(&self) -> u64 {
+        self.plans_refused
+    }
+
+    /// Every allocation, terminal ones included.
+    pub fn allocs(&self) -> impl Iterator<Item = &Arc<Allocation>> {
+        self.by_node.iter().flatten()
+    }
+
+    /// Total capacity and usage over all nodes.
+    pub fn totals(&self) -> (NodeUsage, NodeUsage) {
+        let mut cap = NodeUsage::default();
+        let mut used = NodeUsage::default();
+        for (c, u) in self.capacity.iter().zip(&self.usage) {
+            cap.add(c);
+            used.add(u);
+        }
+        (cap, used)
+    }
+
+    /// Per-node capacity and usage, by node position.
+    pub fn node_totals(&self) -> impl Iterator<Item = (&NodeUsage, &NodeUsage)> {
+        self.capacity.iter().zip(&self.usage)
+    }
+
+    fn put_alloc(&mut self, alloc: Arc<Allocation>) {
+        let Some(&node) = self.node_ids.get(&alloc.node_id) else {
+            return;
+        };
+        let n = node as usize;
+        let ns = if alloc.namespace.is_empty() {
+            "default".to_string()
+        } else {
+            alloc.namespace.clone()
+        };
+        // Remove the previous version.
+        if let Some(prev_node) = self.alloc_node.insert(alloc.id.clone(), node) {
+            let p = prev_node as usize;
+            if let Some(pos) = self.by_node[p].iter().position(|a| a.id == alloc.id) {
+                let old = self.by_node[p].swap_remove(pos);
+                if !old.terminal() {
+                    self.usage[p].sub(&NodeUsage::of_alloc(&old));
+                    self.ports[p].remove_alloc(&old);
+                }
+            }
+            if let Some(v) = self
+                .by_job
+                .get_mut(&ns)
+                .and_then(|m| m.get_mut(&alloc.job_id))
+            {
+                v.retain(|a| a.id != alloc.id);
+            }
+        }
+        if !alloc.terminal() {
+            self.usage[n].add(&NodeUsage::of_alloc(&alloc));
+            let _ = self.ports[n].add_alloc(&alloc);
+        }
+        self.by_job
+            .entry(ns)
+            .or_default()
+            .entry(alloc.job_id.clone())
+            .or_default()
+            .push(Arc::clone(&alloc));
+        self.by_node[n].push(alloc);
+    }
+
+    fn stop_alloc(&mut self, stop: &Allocation, index: u64) {
+        let Some(old) = self.find_alloc(&stop.id) else {
+            return;
+        };
+        let mut a = (*old).clone();
+        a.desired_status.clone_from(&stop.desired_status);
+        a.desired_description.clone_from(&stop.desired_description);
+        if !stop.client_status.is_empty() {
+            a.client_status.clone_from(&stop.client_status);
+        }
+        if !stop.followup_eval_id.is_empty() {
+            a.followup_eval_id.clone_from(&stop.followup_eval_id);
+        }
+        if !stop.preempted_by_allocation.is_empty() {
+            a.preempted_by_allocation.clone_from(&stop.preempted_by_allocation);
+        }
+        a.desired_transition = stop.desired_transition.clone();
+        a.modify_index = index;
+        a.alloc_modify_index = index;
+        self.put_alloc(Arc::new(a));
+    }
+}
+
+impl SchedState for MemState {
+    fn index(&self) -> u64 {
+        self.index
+    }
+    fn nodes(&self) -> &[Arc<Node>] {
+        &self.nodes
+    }
+    fn node_idx(&self, id: &str) -> Option<NodeIdx> {
+        self.node_ids.get(id).copied()
+    }
+    fn ready_nodes(&self, pool: &str) -> &[NodeIdx] {
+        if pool == "all" {
+            return &self.ready_all;
+        }
+        self.ready_by_pool.get(pool).map_or(&[], Vec::as_slice)
+    }
+    fn node_class_id(&self, idx: NodeIdx) -> u32 {
+        self.class_of.get(idx as usize).copied().unwrap_or(0)
+    }
+    fn class_count(&self) -> u32 {
+        self.class_ids.len() as u32
+    }
+    fn node_capacity(&self, idx: NodeIdx) -> NodeUsage {
+        self.capacity.get(idx as usize).copied().unwrap_or_default()
+    }
+    fn node_usage(&self, idx: NodeIdx) -> NodeUsage {
+        self.usage.get(idx as usize).copied().unwrap_or_default()
+    }
+    fn port_index(&self, idx: NodeIdx) -> Option<&PortIndex> {
+        self.ports.get(idx as usize)
+    }
+    fn allocs_by_node(&self, idx: NodeIdx) -> &[Arc<Allocation>] {
+        self.by_node.get(idx as usize).map_or(&[], Vec::as_slice)
+    }
+    fn allocs_by_job(&self, namespace: &str, job_id: &str) -> &[Arc<Allocation>] {
+        get2(&self.by_job, namespace, job_id).map_or(&[], Vec::as_slice)
+    }
+    fn alloc_job(&self, alloc: &Allocation) -> Option<Arc<Job>> {
+        match self.alloc_jobs.get(&alloc.id) {
+            Some(j) => Some(Arc::clone(j)),
+            None => alloc.job.clone().map(Arc::new),
+        }
+    }
+    fn job(&self, namespace: &str, job_id: &str) -> Option<Arc<Job>> {
+        get2(&self.jobs, namespace, job_id).cloned()
+    }
+    fn latest_deployment(&self, namespace: &str, job_id: &str) -> Option<&Deployment> {
+        get2(&self.deployments, namespace, job_id)
+    }
+    fn scheduler_config(&self) -> &SchedulerConfiguration {
+        &self.config
+    }
+}
+
+impl Planner for MemState {
+    fn submit_plan(&mut self, mut plan: Plan) -> Result<PlanResult, SchedError> {
+        let index = self.bump();
+        let mut result = PlanResult {
+            alloc_index: index,
+            ..PlanResult::default()
+        };
+        // Decide which nodes' placements fit before changing anything.
+        let mut accepted: Vec<String> = Vec::new();
+        let mut refused = false;
+        for (node_id, placed) in &plan.node_allocation {
+            let Some(&idx) = self.node_ids.get(node_id) else {
+                refused = true;
+                continue;
+            };
+            let i = idx as usize;
+            let removed: Vec<&str> = plan
+                .node_update
+                .get(node_id)
+                .into_iter()
+                .chain(plan.node_preemptions.get(node_id))
+                .flatten()
+                .map(|a| a.id.as_str())
+                .collect();
+            let fits = evaluate_node_plan_with(
+                &self.nodes[i],
+                &self.capacity[i],
+                &self.usage[i],
+                Some(&self.ports[i]),
+                &self.by_node[i],
+                &removed,
+                placed,
+            );
+            match fits {
+                Ok(()) => accepted.push(node_id.clone()),
+                Err(_) => {
+                    refused = true;
+                    self.plans_refused += 1;
+                }
+            }
+        }
+        if refused {
+            result.refresh_index = index;
+            if plan.all_at_once {
+                accepted.clear();
+                return Ok(result);
+            }
+        }
+        for (node_id, stops) in std::mem::take(&mut plan.node_update) {
+            for s in &stops {
+                self.stop_alloc(s, index);
+            }
+            result.node_update.insert(node_id, stops);
+        }
+        for (node_id, stops) in std::mem::take(&mut plan.node_preemptions) {
+            for s in &stops {
+                self.stop_alloc(s, index);
+            }
+            result.node_preemptions.insert(node_id, stops);
+        }
+        let job = plan.job.take().map(Arc::new);
+        for node_id in accepted {
+            let Some(placed) = plan.node_allocation.remove(&node_id) else {
+                continue;
+            };
+            for mut a in placed.iter().cloned() {
+                if a.create_index == 0 {
+                    a.create_index = index;
+                }
+                a.modify_index = index;
+                a.alloc_modify_index = index;
+                a.job = None;
+                if let Some(j) = &job {
+                    self.alloc_jobs.insert(a.id.clone(), Arc::clone(j));
+                }
+                self.put_alloc(Arc::new(a));
+            }
+            result.node_allocation.insert(node_id, placed);
+        }
+        if let Some(d) = plan.deployment.take() {
+            self.upsert_deployment(d.clone());
+            result.deployment = Some(d);
+        }
+        for u in std::mem::take(&mut plan.deployment_updates) {
+            for m in self.deployments.values_mut() {
+                for d in m.values_mut() {
+                    if d.id == u.deployment_id {
+                        d.status.clone_from(&u.status);
+                        d.status_description.clone_from(&u.status_description);
+                        d.modify_index = index;
+                    }
+                }
+            }
+            result.deployment_updates.push(u);
+        }
+        Ok(result)
+    }
+
+    fn update_eval(&mut self, eval: Evaluation) -> Result<(), SchedError> {
+        self.bump();
+        match self.evals.iter_mut().find(|e| e.id == eval.id) {
+            Some(e) => *e = eval,
+            None => self.evals.push(eval),
+        }
+        Ok(())
+    }
+
+    fn create_eval(&mut self, mut eval: Evaluation) -> Result<(), SchedError> {
+        let index = self.bump();
+        eval.create_index = index;
+        eval.modify_index = index;
+        if eval.status.is_empty() {
+            eval.status = status::EVAL_PENDING.to_string();
+        }
+        self.evals.push(eval);
+        Ok(())
+    }
+}

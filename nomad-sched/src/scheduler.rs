@@ -1,0 +1,693 @@
+//! The schedulers: service and batch (the generic pipeline), system and sysbatch (one
+//! allocation per eligible node), and the evaluation loop around them (plan, submit, retry
+//! on refusal, follow-up and blocked evaluations).
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+
+use nomad_core::job::{Job, JobType};
+use nomad_core::structs::{
+    status, AllocDeploymentStatus, AllocMetric, AllocatedCpu, AllocatedMemory,
+    AllocatedResources, AllocatedTaskResources, Allocation, Evaluation, Plan,
+};
+use rand::Rng;
+
+use crate::reconcile::{self, desc, AllocView, Place, ReconcileInput, Reconciled};
+use crate::select::{Chosen, EvalCtx, SelectOptions};
+use crate::state::{NodeIdx, Planner, SchedState};
+use crate::SchedError;
+
+/// Settings of a [`Scheduler`].
+#[derive(Debug, Clone)]
+pub struct SchedulerOptions {
+    /// Seed of every random choice (node order, dynamic ports, IDs). The same seed, state
+    /// and evaluation give the same plan.
+    pub seed: u64,
+    /// The time decisions are made at (Unix nanoseconds): reschedule delays and deployment
+    /// deadlines are measured from it. `None` uses the evaluation's modify time.
+    pub now: Option<i64>,
+    /// Plans submitted per evaluation before giving up when they keep being refused
+    /// (Nomad: 5 for service, 2 for batch; `None` uses those).
+    pub max_plan_attempts: Option<u32>,
+    /// Tunables of node selection.
+    pub select: SelectOptions,
+}
+
+impl Default for SchedulerOptions {
+    fn default() -> Self {
+        SchedulerOptions {
+            seed: 0x6e6f_6d61_6421,
+            now: None,
+            max_plan_attempts: None,
+            select: SelectOptions::default(),
+        }
+    }
+}
+
+/// What processing one evaluation did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EvalOutcome {
+    /// Allocations placed (committed).
+    pub placed: usize,
+    /// Allocations updated in place.
+    pub updated_in_place: usize,
+    /// Allocations stopped or evicted.
+    pub stopped: usize,
+    /// Allocations that found no node, by group.
+    pub failed: BTreeMap<String, u32>,
+    /// Plans submitted.
+    pub plans: u32,
+    /// The blocked evaluation created, if any.
+    pub blocked_eval: Option<String>,
+    /// Follow-up evaluations created for delayed reschedules.
+    pub followup_evals: Vec<String>,
+    /// The evaluation as finally recorded.
+    pub eval: Evaluation,
+}
+
+/// The scheduler: turns an evaluation into plans against a state.
+///
+/// One value can process any number of evaluations; it holds only its options.
+#[derive(Debug, Clone, Default)]
+pub struct Scheduler {
+    opts: SchedulerOptions,
+}
+
+/// The plan computed for one attempt and what goes with it.
+struct Attempt {
+    plan: Plan,
+    failed: BTreeMap<String, AllocMetric>,
+    queued: BTreeMap<String, u32>,
+    followups: Vec<Evaluation>,
+    class_eligibility: BTreeMap<String, bool>,
+    escaped: bool,
+    stopped: usize,
+    in_place: usize,
+}
+
+impl Scheduler {
+    /// A scheduler with the given options.
+    pub fn new(opts: SchedulerOptions) -> Self {
+        Scheduler { opts }
+    }
+
+    /// The options.
+    pub fn options(&self) -> &SchedulerOptions {
+        &self.opts
+    }
+
+    /// Processes one evaluation: reads the job and its allocations from `backend`,
+    /// reconciles, places, submits the plan (again, against refreshed state, when part of it
+    /// is refused), creates follow-up and blocked evaluations, and records the evaluation's
+    /// final status.
+    pub fn process<B>(&self, eval: &Evaluation, backend: &mut B) -> Result<EvalOutcome, SchedError>
+    where
+        B: SchedState + Planner + ?Sized,
+    {
+        let kind = match eval.eval_type.as_str() {
+            "" => None,
+            t => Some(JobType::parse(t).ok_or_else(|| SchedError::UnknownType {
+                eval: eval.id.clone(),
+                kind: t.to_string(),
+            })?),
+        };
+        let ns = if eval.namespace.is_empty() { "default" } else { eval.namespace.as_str() };
+        let job = backend.job(ns, &eval.job_id);
+        let kind = kind
+            .or_else(|| job.as_ref().and_then(|j| j.kind()))
+            .unwrap_or(JobType::Service);
+        let batch = matches!(kind, JobType::Batch | JobType::Sysbatch);
+        let max_attempts = self.opts.max_plan_attempts.unwrap_or(if batch { 2 } else { 5 }).max(1);
+        let now = self.opts.now.unwrap_or(eval.modify_time.max(eval.create_time));
+        let mut outcome = EvalOutcome::default();
+        let mut last: Option<Attempt> = None;
+        for attempt in 0..max_attempts {
+            let computed = {
+                let state: &B = backend;
+                let seed = self.opts.seed ^ fnv(&eval.id) ^ u64::from(attempt).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+                match kind {
+                    JobType::Service | JobType::Batch => self.compute_generic(state, eval, ns, batch, now, seed),
+                    JobType::System | JobType::Sysbatch => self.compute_system(state, eval, ns, kind == JobType::Sysbatch, now, seed),
+                }
+            };
+            let mut computed = computed;
+            if computed.plan.is_no_op() {
+                last = Some(computed);
+                break;
+            }
+            let plan = std::mem::take(&mut computed.plan);
+            outcome.plans += 1;
+            let result = backend.submit_plan(plan)?;
+            outcome.placed += result
+                .node_allocation
+                .values()
+                .flatten()
+                .filter(|a| !a.terminal() && a.create_index == 0)
+                .count();
+            outcome.stopped += result.node_update.values().map(Vec::len).sum::<usize>()
+                + result.node_preemptions.values().map(Vec::len).sum::<usize>();
+            let refused = result.refresh_index != 0;
+            last = Some(computed);
+            if !refused {
+                break;
+            }
+            if attempt + 1 == max_attempts {
+                let mut e = eval.clone();
+                e.status = status::EVAL_FAILED.to_string();
+                e.status_description = format!("plan refused {max_attempts} times");
+                backend.update_eval(e)?;
+                return Err(SchedError::TooManyAttempts {
+                    eval: eval.id.clone(),
+                    attempts: max_attempts,
+                });
+            }
+        }
+        let Some(done) = last else {
+            return Ok(outcome);
+        };
+        outcome.updated_in_place = done.in_place;
+        let _ = done.stopped;
+        for f in done.followups {
+            outcome.followup_evals.push(f.id.clone());
+            backend.create_eval(f)?;
+        }
+        let mut e = eval.clone();
+        e.status = status::EVAL_COMPLETE.to_string();
+        e.snapshot_index = backend.index();
+        e.queued_allocations = done.queued;
+        if !done.failed.is_empty() {
+            outcome.failed = done
+                .failed
+                .iter()
+                .map(|(k, m)| (k.clone(), m.coalesced_failures + 1))
+                .collect();
+            e.failed_tg_allocs = done.failed;
+            if !matches!(kind, JobType::System | JobType::Sysbatch) {
+                let id = uuid(&mut rand::rngs::SmallRng::seed_from(self.opts.seed ^ fnv(&eval.id) ^ 0xb10c));
+                let blocked = Evaluation {
+                    id: id.clone(),
+                    namespace: ns.to_string(),
+                    priority: eval.priority,
+                    eval_type: kind.as_str().to_string(),
+                    triggered_by: "queued-allocs".to_string(),
+                    job_id: eval.job_id.clone(),
+                    job_modify_index: eval.job_modify_index,
+                    status: status::EVAL_BLOCKED.to_string(),
+                    status_description: "created to place remaining allocations".to_string(),
+                    previous_eval: eval.id.clone(),
+                    class_eligibility: done.class_eligibility,
+                    escaped_computed_class: done.escaped,
+                    snapshot_index: backend.index(),
+                    ..Evaluation::default()
+                };
+                backend.create_eval(blocked)?;
+                e.blocked_eval = id.clone();
+                outcome.blocked_eval = Some(id);
+            }
+        }
+        backend.update_eval(e.clone())?;
+        outcome.eval = e;
+        Ok(outcome)
+    }
+
+    fn views<S: SchedState + ?Sized>(state: &S, ns: &str, job_id: &str) -> Vec<AllocView> {
+        let nodes = state.nodes();
+        state
+            .allocs_by_job(ns, job_id)
+            .iter()
+            .filter(|a| !a.server_terminal())
+            .map(|a| AllocView {
+                alloc: Arc::clone(a),
+                job: state.alloc_job(a),
+                node: state
+                    .node_idx(&a.node_id)
+                    .and_then(|i| nodes.get(i as usize))
+                    .cloned(),
+            })
+            .collect()
+    }
+
+    fn compute_generic<S: SchedState + ?Sized>(
+        &self,
+        state: &S,
+        eval: &Evaluation,
+        ns: &str,
+        batch: bool,
+        now: i64,
+        seed: u64,
+    ) -> Attempt {
+        let job = state.job(ns, &eval.job_id);
+        let views = Self::views(state, ns, &eval.job_id);
+        let mut id_rng = rand::rngs::SmallRng::seed_from(seed ^ 0x1d);
+        let mut new_id = || uuid(&mut id_rng);
+        let deployment = state.latest_deployment(ns, &eval.job_id);
+        let rec = reconcile::reconcile(
+            ReconcileInput {
+                job: job.as_deref(),
+                job_id: &eval.job_id,
+                batch,
+                deployment,
+                now,
+                new_id: &mut new_id,
+            },
+            &views,
+        );
+        let mut plan = new_plan(eval, job.as_deref());
+        let mut att = Attempt {
+            plan: Plan::default(),
+            failed: BTreeMap::new(),
+            queued: BTreeMap::new(),
+            followups: Vec::new(),
+            class_eligibility: BTreeMap::new(),
+            escaped: false,
+            stopped: rec.stop.len(),
+            in_place: rec.inplace.len(),
+        };
+        let Some(job) = job.filter(|j| j.stop != Some(true)) else {
+            append_stops(&mut plan, &rec, now);
+            plan.deployment_updates = rec.deployment_updates;
+            att.plan = plan;
+            return att;
+        };
+        let mut ctx = EvalCtx::new(state, Arc::clone(&job), seed, batch, self.opts.select.clone());
+        for s in &rec.stop {
+            ctx.stop(&s.alloc);
+        }
+        append_stops(&mut plan, &rec, now);
+        for a in &rec.inplace {
+            let mut u = (**a).clone();
+            u.eval_id.clone_from(&eval.id);
+            u.modify_time = now;
+            plan.node_allocation.entry(u.node_id.clone()).or_default().push(u);
+        }
+        for f in &rec.followups {
+            let id = uuid(&mut ctx.rng);
+            att.followups.push(Evaluation {
+                id: id.clone(),
+                namespace: ns.to_string(),
+                priority: eval.priority,
+                eval_type: eval.eval_type.clone(),
+                triggered_by: "alloc-failure".to_string(),
+                job_id: eval.job_id.clone(),
+                status: status::EVAL_PENDING.to_string(),
+                status_description: "created for delayed rescheduling".to_string(),
+                wait_until: f.wait_until,
+                previous_eval: eval.id.clone(),
+                create_time: now,
+                modify_time: now,
+                ..Evaluation::default()
+            });
+            for a in &f.allocs {
+                let mut u = (**a).clone();
+                u.followup_eval_id.clone_from(&id);
+                plan.node_allocation.entry(u.node_id.clone()).or_default().push(u);
+            }
+        }
+        let preemption = {
+            let c = &state.scheduler_config().preemption_config;
+            if batch { c.batch_scheduler_enabled } else { c.service_scheduler_enabled }
+        };
+        let mut deployment = rec.deployment.clone();
+        let deployment_id = deployment
+            .as_ref()
+            .map(|d| d.id.clone())
+            .or_else(|| state.latest_deployment(ns, &job.id).filter(|d| d.active() && d.job_version == job.version.unwrap_or(0)).map(|d| d.id.clone()));
+        let templates: Vec<AllocatedResources> = ctx.groups.iter().map(resources_template).collect();
+        for p in rec.place {
+            let Some(g) = ctx.group_index(&p.group) else { continue };
+            if let Some(m) = att.failed.get_mut(&p.group) {
+                m.coalesced_failures += 1;
+                *att.queued.entry(p.group.clone()).or_insert(0) += 1;
+                continue;
+            }
+            ctx.penalty_nodes.clear();
+            if let (true, Some(prev)) = (p.reschedule, &p.previous) {
+                if let Some(i) = state.node_idx(&prev.node_id) {
+                    ctx.penalty_nodes.push(i);
+                }
+            }
+            let (chosen, mut metric) = ctx.select(g, preemption);
+            let Some(chosen) = chosen else {
+                metric.nodes_available = ctx.nodes_available();
+                metric.nodes_in_pool = ctx.source_len() as u32;
+                att.failed.insert(p.group.clone(), metric);
+                *att.queued.entry(p.group.clone()).or_insert(0) += 1;
+                continue;
+            };
+            ctx.place(g, &chosen);
+            let alloc = build_alloc(&mut ctx, eval, &job, g, &templates[g], p, &chosen, metric, now, deployment_id.as_deref(), &mut deployment);
+            push_preemptions(&mut plan, state, &chosen, &alloc.id, now);
+            plan.node_allocation.entry(alloc.node_id.clone()).or_default().push(alloc);
+        }
+        if !att.failed.is_empty() {
+            att.class_eligibility = ctx.class_eligibility();
+            att.escaped = ctx.escaped_class();
+        }
+        plan.deployment = deployment;
+        plan.deployment_updates = rec.deployment_updates;
+        att.plan = plan;
+        att
+    }
+
+    fn compute_system<S: SchedState + ?Sized>(
+        &self,
+        state: &S,
+        eval: &Evaluation,
+        ns: &str,
+        sysbatch: bool,
+        now: i64,
+        seed: u64,
+    ) -> Attempt {
+        let job = state.job(ns, &eval.job_id);
+        let views = Self::views(state, ns, &eval.job_id);
+        let mut plan = new_plan(eval, job.as_deref());
+        let mut att = Attempt {
+            plan: Plan::default(),
+            failed: BTreeMap::new(),
+            queued: BTreeMap::new(),
+            followups: Vec::new(),
+            class_eligibility: BTreeMap::new(),
+            escaped: false,
+            stopped: 0,
+            in_place: 0,
+        };
+        let mut rec = Reconciled::default();
+        let Some(job) = job.filter(|j| j.stop != Some(true)) else {
+            for v in views.iter().filter(|v| !v.alloc.terminal()) {
+                rec.stop.push(reconcile::Stop { alloc: Arc::clone(&v.alloc), desc: desc::JOB_STOPPED, client_status: None });
+            }
+            att.stopped = rec.stop.len();
+            append_stops(&mut plan, &rec, now);
+            att.plan = plan;
+            return att;
+        };
+        let mut ctx = EvalCtx::new(state, Arc::clone(&job), seed, false, self.opts.select.clone());
+        let version = job.version.unwrap_or(0);
+        // Existing allocations per (group, node).
+        let mut present: HashSet<(String, NodeIdx)> = HashSet::new();
+        let mut destructive: Vec<&AllocView> = Vec::new();
+        for v in &views {
+            let a = &v.alloc;
+            if a.server_terminal() {
+                continue;
+            }
+            let idx = state.node_idx(&a.node_id);
+            let node = v.node.as_deref();
+            let lost = node.is_none_or(|n| n.status == status::NODE_DOWN);
+            let group_gone = job.group(&a.task_group).is_none();
+            let draining = node.is_some_and(|n| n.drain_strategy.as_ref().is_some_and(|d| !d.ignore_system_jobs));
+            if lost && !a.client_terminal() {
+                rec.stop.push(reconcile::Stop { alloc: Arc::clone(a), desc: desc::LOST, client_status: Some(status::ALLOC_CLIENT_LOST) });
+                continue;
+            }
+            if group_gone || draining {
+                rec.stop.push(reconcile::Stop { alloc: Arc::clone(a), desc: if draining { desc::MIGRATING } else { desc::NOT_NEEDED }, client_status: None });
+                continue;
+            }
+            let Some(idx) = idx else { continue };
+            let terminal_done = a.client_status == status::ALLOC_CLIENT_COMPLETE
+                || (a.client_status == status::ALLOC_CLIENT_FAILED && sysbatch);
+            if a.client_terminal() && !terminal_done {
+                // Failed or lost: let a new one be placed on the node.
+                continue;
+            }
+            if !sysbatch || !a.client_terminal() {
+                let g = ctx.group_index(&a.task_group);
+                if let Some(g) = g {
+                    if !ctx.feasible_on(g, idx) && !a.client_terminal() {
+                        rec.stop.push(reconcile::Stop { alloc: Arc::clone(a), desc: desc::NODE_INELIGIBLE, client_status: None });
+                        continue;
+                    }
+                }
+            }
+            present.insert((a.task_group.clone(), idx));
+            if a.client_terminal() {
+                continue;
+            }
+            if let Some(old) = &v.job {
+                if old.version.unwrap_or(0) != version || old.job_modify_index != job.job_modify_index {
+                    match (old.group(&a.task_group), job.group(&a.task_group)) {
+                        (Some(o), Some(n)) if !reconcile::tasks_updated(o, n) => rec.inplace.push(Arc::clone(a)),
+                        _ => destructive.push(v),
+                    }
+                }
+            }
+        }
+        let max_parallel = job
+            .task_groups
+            .first()
+            .and_then(|g| g.update.as_ref())
+            .and_then(|u| u.max_parallel)
+            .filter(|m| *m > 0)
+            .map_or(usize::MAX, |m| m as usize);
+        let mut replace: Vec<(String, NodeIdx, Arc<nomad_core::structs::Allocation>)> = Vec::new();
+        for v in destructive.iter().take(max_parallel) {
+            rec.stop.push(reconcile::Stop { alloc: Arc::clone(&v.alloc), desc: desc::UPDATING, client_status: None });
+            if let Some(idx) = state.node_idx(&v.alloc.node_id) {
+                replace.push((v.alloc.task_group.clone(), idx, Arc::clone(&v.alloc)));
+            }
+        }
+        for s in &rec.stop {
+            ctx.stop(&s.alloc);
+        }
+        att.stopped = rec.stop.len();
+        att.in_place = rec.inplace.len();
+        append_stops(&mut plan, &rec, now);
+        for a in &rec.inplace {
+            let mut u = (**a).clone();
+            u.eval_id.clone_from(&eval.id);
+            plan.node_allocation.entry(u.node_id.clone()).or_default().push(u);
+        }
+        let preemption = {
+            let c = &state.scheduler_config().preemption_config;
+            if sysbatch { c.sys_batch_scheduler_enabled } else { c.system_scheduler_enabled }
+        };
+        let templates: Vec<AllocatedResources> = ctx.groups.iter().map(resources_template).collect();
+        let mut targets: Vec<(usize, NodeIdx, Option<Arc<nomad_core::structs::Allocation>>)> = Vec::new();
+        let source: Vec<NodeIdx> = ctx.source().to_vec();
+        for g in 0..ctx.groups.len() {
+            let name = ctx.groups[g].name.clone();
+            for &idx in &source {
+                if let Some(pos) = replace.iter().position(|(tg, i, _)| *tg == name && *i == idx) {
+                    let (_, _, prev) = replace.swap_remove(pos);
+                    targets.push((g, idx, Some(prev)));
+                    continue;
+                }
+                if present.contains(&(name.clone(), idx)) {
+                    continue;
+                }
+                if ctx.feasible_on(g, idx) {
+                    targets.push((g, idx, None));
+                }
+            }
+        }
+        let mut deployment = None;
+        for (g, idx, prev) in targets {
+            let name = ctx.groups[g].name.clone();
+            let (chosen, mut metric) = ctx.select_on(g, idx, preemption);
+            let Some(chosen) = chosen else {
+                match att.failed.get_mut(&name) {
+                    Some(m) => m.coalesced_failures += 1,
+                    None => {
+                        metric.nodes_in_pool = ctx.source_len() as u32;
+                        att.failed.insert(name.clone(), metric);
+                    }
+                }
+                *att.queued.entry(name).or_insert(0) += 1;
+                continue;
+            };
+            ctx.place(g, &chosen);
+            let place = Place {
+                group: name.clone(),
+                name: format!("{}.{}[0]", job.id, name),
+                previous: prev,
+                reschedule: false,
+                canary: false,
+                deployment: false,
+            };
+            let alloc = build_alloc(&mut ctx, eval, &job, g, &templates[g], place, &chosen, metric, now, None, &mut deployment);
+            push_preemptions(&mut plan, state, &chosen, &alloc.id, now);
+            plan.node_allocation.entry(alloc.node_id.clone()).or_default().push(alloc);
+        }
+        att.plan = plan;
+        att
+    }
+}
+
+fn new_plan(eval: &Evaluation, job: Option<&Job>) -> Plan {
+    Plan {
+        eval_id: eval.id.clone(),
+        priority: job.map_or(eval.priority, Job::priority_or_default),
+        all_at_once: job.and_then(|j| j.all_at_once).unwrap_or(false),
+        job: job.cloned(),
+        ..Plan::default()
+    }
+}
+
+fn append_stops(plan: &mut Plan, rec: &Reconciled, now: i64) {
+    for s in &rec.stop {
+        let mut a = (*s.alloc).clone();
+        a.desired_status = status::ALLOC_DESIRED_STOP.to_string();
+        a.desired_description = s.desc.to_string();
+        if let Some(c) = s.client_status {
+            a.client_status = c.to_string();
+        }
+        a.modify_time = now;
+        plan.node_update.entry(a.node_id.clone()).or_default().push(a);
+    }
+}
+
+fn push_preemptions<S: SchedState + ?Sized>(plan: &mut Plan, state: &S, chosen: &Chosen, by: &str, now: i64) {
+    let node_id = state.nodes().get(chosen.idx as usize).map(|n| n.id.clone()).unwrap_or_default();
+    for v in &chosen.preempt {
+        let mut a = (**v).clone();
+        a.desired_status = status::ALLOC_DESIRED_EVICT.to_string();
+        a.desired_description = format!("{} {by}", desc::PREEMPTED);
+        a.preempted_by_allocation = by.to_string();
+        a.modify_time = now;
+        plan.node_preemptions.entry(node_id.clone()).or_default().push(a);
+    }
+}
+
+/// The allocated resources every allocation of a group starts from.
+fn resources_template(g: &crate::select::GroupSpec) -> AllocatedResources {
+    let mut ar = AllocatedResources::default();
+    for t in &g.tasks {
+        ar.tasks.insert(
+            t.name.clone(),
+            AllocatedTaskResources {
+                cpu: AllocatedCpu { cpu_shares: t.cpu, reserved_cores: Vec::new() },
+                memory: AllocatedMemory {
+                    memory_mb: t.memory_mb,
+                    memory_max_mb: if t.memory_max_mb > t.memory_mb { t.memory_max_mb } else { 0 },
+                },
+                networks: Vec::new(),
+                devices: Vec::new(),
+            },
+        );
+    }
+    ar.shared.disk_mb = g.ask.disk_mb;
+    ar
+}
+
+#[allow(clippy::too_many_arguments)]
+fn build_alloc<S: SchedState + ?Sized>(
+    ctx: &mut EvalCtx<'_, S>,
+    eval: &Evaluation,
+    job: &Job,
+    g: usize,
+    template: &AllocatedResources,
+    p: Place,
+    chosen: &Chosen,
+    metric: AllocMetric,
+    now: i64,
+    deployment_id: Option<&str>,
+    deployment: &mut Option<nomad_core::structs::Deployment>,
+) -> Allocation {
+    let node = &ctx.state.nodes()[chosen.idx as usize];
+    let mut ar = template.clone();
+    if let Some(net) = &ctx.groups[g].network {
+        let mut n = net.clone();
+        for port in n.reserved_ports.iter_mut().chain(n.dynamic_ports.iter_mut()) {
+            if let Some(a) = chosen.ports.iter().find(|a| a.label == port.label) {
+                port.value = a.value;
+                if port.to == 0 && n.mode == "bridge" {
+                    port.to = i32::from(a.value);
+                }
+            }
+        }
+        if let Some(a) = chosen.ports.first() {
+            n.ip.clone_from(&a.host_ip);
+        }
+        ar.shared.networks.push(n);
+        ar.shared.ports = chosen.ports.iter().map(|a| a.mapping()).collect();
+    }
+    for (t, devs) in ctx.groups[g].tasks.iter().zip(&chosen.devices) {
+        if let Some(tr) = ar.tasks.get_mut(&t.name) {
+            tr.devices.clone_from(devs);
+        }
+    }
+    let id = uuid(&mut ctx.rng);
+    let tg_name = ctx.groups[g].name.clone();
+    let mut alloc = Allocation {
+        id,
+        namespace: job.namespace_or_default().to_string(),
+        eval_id: eval.id.clone(),
+        name: p.name,
+        node_id: node.id.clone(),
+        node_name: node.name.clone(),
+        job_id: job.id.clone(),
+        job: None,
+        task_group: tg_name.clone(),
+        allocated_resources: Some(ar),
+        metrics: Some(metric),
+        desired_status: status::ALLOC_DESIRED_RUN.to_string(),
+        client_status: status::ALLOC_CLIENT_PENDING.to_string(),
+        create_time: now,
+        modify_time: now,
+        preempted_allocations: chosen.preempt.iter().map(|a| a.id.clone()).collect(),
+        ..Allocation::default()
+    };
+    if let Some(prev) = &p.previous {
+        alloc.previous_allocation.clone_from(&prev.id);
+        if p.reschedule {
+            let policy = job.group(&tg_name).and_then(|g| g.reschedule_policy.as_ref());
+            alloc.reschedule_tracker = Some(reconcile::next_tracker(prev, policy, now));
+        }
+    }
+    if p.deployment {
+        if let Some(d) = deployment_id {
+            alloc.deployment_id = d.to_string();
+            alloc.deployment_status = Some(AllocDeploymentStatus {
+                canary: p.canary,
+                ..AllocDeploymentStatus::default()
+            });
+            if let Some(dep) = deployment.as_mut() {
+                if let Some(s) = dep.task_groups.get_mut(&tg_name) {
+                    s.placed_allocs += 1;
+                    if p.canary {
+                        s.placed_canaries.push(alloc.id.clone());
+                    }
+                }
+            }
+        }
+    }
+    alloc
+}
+
+/// A random (version 4) UUID from the seeded generator.
+pub(crate) fn uuid(rng: &mut impl Rng) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut b: [u8; 16] = rng.gen();
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let mut s = String::with_capacity(36);
+    for (i, byte) in b.iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            s.push('-');
+        }
+        s.push(HEX[usize::from(byte >> 4)] as char);
+        s.push(HEX[usize::from(byte & 0xf)] as char);
+    }
+    s
+}
+
+/// FNV-1a of a string, to derive per-evaluation seeds.
+fn fnv(s: &str) -> u64 {
+    let mut h = 0xcbf2_9ce4_8422_2325u64;
+    for b in s.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+trait SeedFrom {
+    fn seed_from(seed: u64) -> Self;
+}
+
+impl SeedFrom for rand::rngs::SmallRng {
+    fn seed_from(seed: u64) -> Self {
+        <rand::rngs::SmallRng as rand::SeedableRng>::seed_from_u64(seed)
+    }
+}

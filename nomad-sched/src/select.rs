@@ -1,0 +1,1181 @@
+//! The placement engine: for one evaluation, what the plan has changed on each node so far,
+//! feasibility with per-class caching, ranking, the limit over a shuffled node order, port
+//! and device assignment, and placement metrics.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use nomad_core::job::{Job, NetworkResource, RequestedDevice, TaskGroup};
+use nomad_core::structs::{
+    AllocMetric, Allocation, AllocatedDevice, Node, NodeScoreMeta,
+};
+use nomad_net::{AssignedPort, PlannedPort, PortIndex};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+
+use crate::feasible::{
+    device_group_matches, escapes_class, glob_match, network_mode_supported, CompiledConstraint,
+    RegexCache, TargetRef,
+};
+use crate::hash::FastMap;
+use crate::state::{NodeIdx, NodeUsage, SchedState};
+
+/// Nomad skips options scoring at or below this while it still has skips left.
+const SKIP_SCORE_THRESHOLD: f64 = 0.0;
+/// ... and skips at most this many.
+const MAX_SKIP: usize = 3;
+/// Nomad's bin-packing fitness is in [0, 18].
+const BINPACK_MAX_FIT: f64 = 18.0;
+
+/// Tunables of the placement engine.
+#[derive(Debug, Clone)]
+pub struct SelectOptions {
+    /// Nodes ranked per placement when the group has affinities or spreads. Nomad ranks
+    /// every feasible node then; a bounded sample keeps placements cheap on large clusters
+    /// and loses little, since spread targets are values many nodes share. `usize::MAX`
+    /// restores Nomad's behaviour.
+    pub affinity_spread_limit: usize,
+    /// How many of the best nodes a placement's metrics keep scores for.
+    pub score_meta_top_k: usize,
+}
+
+impl Default for SelectOptions {
+    fn default() -> Self {
+        SelectOptions {
+            affinity_spread_limit: 32,
+            score_meta_top_k: 3,
+        }
+    }
+}
+
+/// Resources of one task, as asked.
+#[derive(Debug, Clone)]
+pub(crate) struct TaskAsk {
+    pub(crate) name: String,
+    pub(crate) cpu: u64,
+    pub(crate) memory_mb: u64,
+    pub(crate) memory_max_mb: u64,
+    pub(crate) devices: Vec<RequestedDevice>,
+}
+
+/// A check whose result depends only on the node's computed class.
+#[derive(Debug, Clone)]
+enum ClassCheck {
+    Driver(String),
+    Network(String),
+    Constraint(CompiledConstraint),
+}
+
+impl ClassCheck {
+    fn label(&self) -> String {
+        match self {
+            ClassCheck::Driver(d) => format!("missing drivers: {d}"),
+            ClassCheck::Network(m) => format!("missing network mode: {m}"),
+            ClassCheck::Constraint(c) => c.label.clone(),
+        }
+    }
+}
+
+/// One spread block, compiled.
+#[derive(Debug, Clone)]
+struct SpreadSpec {
+    prop: usize,
+    weight: f64,
+    /// Desired counts per value; `*` is the implicit remainder. Empty: even spread.
+    desired: HashMap<String, f64>,
+}
+
+/// A set of allocations counted by the value of a node property.
+#[derive(Debug, Clone)]
+struct PropSet {
+    target: TargetRef,
+    /// Counts only allocations of this group; `None` counts the whole job.
+    group: Option<String>,
+    counts: HashMap<String, u32>,
+}
+
+/// A task group compiled for placement.
+pub(crate) struct GroupSpec {
+    pub(crate) name: String,
+    pub(crate) count: u32,
+    pub(crate) ask: NodeUsage,
+    pub(crate) tasks: Vec<TaskAsk>,
+    pub(crate) network: Option<NetworkResource>,
+    host_volumes: Vec<(String, bool)>,
+    class_checks: Vec<ClassCheck>,
+    escaped: Vec<CompiledConstraint>,
+    /// `Some(true)`: distinct across the job; `Some(false)`: across the group.
+    distinct_hosts: Option<bool>,
+    /// (property set, allowed per value).
+    distinct_props: Vec<(usize, u32)>,
+    spreads: Vec<SpreadSpec>,
+    sum_spread_weight: f64,
+    affinities: Vec<(CompiledConstraint, f64)>,
+    sum_affinity_weight: f64,
+    /// Per class id: 0 unknown, 1 eligible, n >= 2 filtered by reason n - 2.
+    class_cache: Vec<u16>,
+    reasons: Vec<String>,
+    has_devices: bool,
+}
+
+/// What a plan has changed on one node so far.
+#[derive(Default, Debug)]
+struct NodeDelta {
+    add: NodeUsage,
+    freed: NodeUsage,
+    ports: Vec<PlannedPort>,
+    devices: Vec<String>,
+    freed_devices: Vec<String>,
+}
+
+/// A ranked option.
+#[derive(Clone, Debug)]
+struct Ranked {
+    idx: NodeIdx,
+    score: f64,
+    binpack: f64,
+    anti_affinity: f64,
+    penalty: f64,
+    affinity: f64,
+    spread: f64,
+}
+
+/// The node chosen for a placement and what it was given there.
+#[derive(Debug)]
+pub(crate) struct Chosen {
+    pub(crate) idx: NodeIdx,
+    pub(crate) ports: Vec<AssignedPort>,
+    /// Per task (by position in the group's asks), the devices assigned.
+    pub(crate) devices: Vec<Vec<AllocatedDevice>>,
+    /// Allocations to evict to make room (preemption).
+    pub(crate) preempt: Vec<Arc<Allocation>>,
+}
+
+/// Why one placement went where it went, or nowhere.
+#[derive(Default)]
+struct SelectStats {
+    evaluated: u32,
+    filtered: u32,
+    class_filtered: FastMap<u32, u32>,
+    constraint_filtered: FastMap<usize, u32>,
+    exhausted: u32,
+    class_exhausted: FastMap<u32, u32>,
+    dims: BTreeMap<&'static str, u32>,
+    top: Vec<Ranked>,
+}
+
+/// The per-evaluation engine.
+pub(crate) struct EvalCtx<'s, S: SchedState + ?Sized> {
+    pub(crate) state: &'s S,
+    pub(crate) job: Arc<Job>,
+    pub(crate) groups: Vec<GroupSpec>,
+    pub(crate) rng: SmallRng,
+    opts: SelectOptions,
+    spread_algorithm: bool,
+    regexes: RegexCache,
+    datacenters: Vec<String>,
+    dc_class_ok: Vec<u8>,
+    deltas: FastMap<NodeIdx, NodeDelta>,
+    port_overrides: FastMap<NodeIdx, PortIndex>,
+    job_counts: FastMap<NodeIdx, u32>,
+    group_counts: Vec<FastMap<NodeIdx, u32>>,
+    props: Vec<PropSet>,
+    source: Vec<NodeIdx>,
+    cursor: usize,
+    stride: usize,
+    pub(crate) limit: usize,
+    pub(crate) penalty_nodes: Vec<NodeIdx>,
+    class_names: FastMap<u32, String>,
+}
+
+impl<'s, S: SchedState + ?Sized> EvalCtx<'s, S> {
+    /// Prepares placement for `job` over the ready nodes of its pool. `batch` selects
+    /// Nomad's limit of 2 instead of log2 of the node count.
+    pub(crate) fn new(
+        state: &'s S,
+        job: Arc<Job>,
+        seed: u64,
+        batch: bool,
+        opts: SelectOptions,
+    ) -> Self {
+        let mut rng = SmallRng::seed_from_u64(seed);
+        let pool = job.node_pool.as_deref().filter(|p| !p.is_empty()).unwrap_or("default");
+        let source: Vec<NodeIdx> = state.ready_nodes(pool).to_vec();
+        let n = source.len();
+        let mut limit = 2usize;
+        if !batch && n > 1 {
+            let log = (n as f64).log2().ceil() as usize;
+            limit = limit.max(log);
+        }
+        let (cursor, stride) = shuffle_params(&mut rng, n);
+        let classes = state.class_count() as usize;
+        let datacenters = if job.datacenters.is_empty() {
+            vec!["*".to_string()]
+        } else {
+            job.datacenters.clone()
+        };
+        let mut ctx = EvalCtx {
+            state,
+            job: Arc::clone(&job),
+            groups: Vec::new(),
+            rng,
+            opts,
+            spread_algorithm: state.scheduler_config().spread_algorithm(),
+            regexes: RegexCache::default(),
+            datacenters,
+            dc_class_ok: vec![0; classes],
+            deltas: FastMap::default(),
+            port_overrides: FastMap::default(),
+            job_counts: FastMap::default(),
+            group_counts: Vec::new(),
+            props: Vec::new(),
+            source,
+            cursor,
+            stride,
+            limit,
+            penalty_nodes: Vec::new(),
+            class_names: FastMap::default(),
+        };
+        for tg in &job.task_groups {
+            let spec = ctx.compile_group(&job, tg, classes);
+            ctx.groups.push(spec);
+            ctx.group_counts.push(FastMap::default());
+        }
+        ctx.count_existing();
+        ctx
+    }
+
+    /// The position of group `name`.
+    pub(crate) fn group_index(&self, name: &str) -> Option<usize> {
+        self.groups.iter().position(|g| g.name == name)
+    }
+
+    fn compile_group(&mut self, job: &Job, tg: &TaskGroup, classes: usize) -> GroupSpec {
+        let mut ask = NodeUsage::default();
+        let mut tasks = Vec::new();
+        let mut class_checks = Vec::new();
+        let mut escaped = Vec::new();
+        let mut distinct_hosts = None;
+        let mut distinct_props = Vec::new();
+        let mut drivers: Vec<&str> = Vec::new();
+        let mut network = tg.networks.first().cloned();
+        for t in &tg.tasks {
+            let r = t.resources.clone().unwrap_or_default();
+            let cpu = u64::from(r.cpu.unwrap_or(100));
+            let mem = u64::from(r.memory_mb.unwrap_or(300));
+            let max = u64::from(r.memory_max_mb.unwrap_or(0)).max(mem);
+            ask.cpu += cpu;
+            ask.memory_mb += mem;
+            ask.memory_max_mb += max;
+            if network.is_none() {
+                network = r.networks.first().cloned();
+            }
+            tasks.push(TaskAsk {
+                name: t.name.clone(),
+                cpu,
+                memory_mb: mem,
+                memory_max_mb: max,
+                devices: r.devices.clone(),
+            });
+            if !t.driver.is_empty() && !drivers.contains(&t.driver.as_str()) {
+                drivers.push(&t.driver);
+            }
+        }
+        ask.disk_mb = tg
+            .ephemeral_disk
+            .as_ref()
+            .and_then(|d| d.size_mb)
+            .map_or(300, u64::from);
+        for d in drivers {
+            class_checks.push(ClassCheck::Driver(d.to_string()));
+        }
+        if let Some(n) = &network {
+            let mode = n.mode_or_default();
+            if mode != "host" {
+                class_checks.push(ClassCheck::Network(mode.to_string()));
+            }
+        }
+        let job_level = job.constraints.iter().map(|c| (c, true));
+        let group_level = tg
+            .constraints
+            .iter()
+            .chain(tg.tasks.iter().flat_map(|t| t.constraints.iter()))
+            .map(|c| (c, false));
+        for (c, at_job) in job_level.chain(group_level) {
+            match c.operand.as_str() {
+                "distinct_hosts" => {
+                    let v = c.r_target.trim();
+                    if v.is_empty() || v == "true" {
+                        distinct_hosts = Some(distinct_hosts.unwrap_or(false) || at_job);
+                    }
+                }
+                "distinct_property" => {
+                    let allowed = c.r_target.trim().parse::<u32>().unwrap_or(1).max(1);
+                    let prop = self.props.len();
+                    self.props.push(PropSet {
+                        target: TargetRef::parse(&c.l_target),
+                        group: if at_job { None } else { Some(tg.name.clone()) },
+                        counts: HashMap::new(),
+                    });
+                    distinct_props.push((prop, allowed));
+                }
+                _ if escapes_class(c) => escaped.push(CompiledConstraint::new(c)),
+                _ => class_checks.push(ClassCheck::Constraint(CompiledConstraint::new(c))),
+            }
+        }
+        let mut spreads = Vec::new();
+        let mut sum_spread_weight = 0.0;
+        for s in tg.spreads.iter().chain(job.spreads.iter()) {
+            let prop = self.props.len();
+            self.props.push(PropSet {
+                target: TargetRef::parse(&s.attribute),
+                group: Some(tg.name.clone()),
+                counts: HashMap::new(),
+            });
+            let weight = f64::from(s.weight.unwrap_or(50));
+            let total = f64::from(tg.count_or_default());
+            let mut desired = HashMap::new();
+            let mut sum = 0.0;
+            for t in &s.spread_target {
+                let d = f64::from(t.percent) / 100.0 * total;
+                desired.insert(t.value.clone(), d);
+                sum += d;
+            }
+            if sum > 0.0 && sum < total {
+                desired.insert("*".to_string(), total - sum);
+            }
+            sum_spread_weight += weight;
+            spreads.push(SpreadSpec {
+                prop,
+                weight,
+                desired,
+            });
+        }
+        let mut affinities = Vec::new();
+        let mut sum_affinity_weight = 0.0;
+        let task_affs = tg.tasks.iter().flat_map(|t| t.affinities.iter());
+        for a in job.affinities.iter().chain(&tg.affinities).chain(task_affs) {
+            let w = f64::from(a.weight.unwrap_or(50));
+            sum_affinity_weight += w.abs();
+            let c = nomad_core::job::Constraint::new(&a.l_target, &a.operand, &a.r_target);
+            affinities.push((CompiledConstraint::new(&c), w));
+        }
+        let host_volumes = tg
+            .volumes
+            .values()
+            .filter(|v| v.volume_type.is_empty() || v.volume_type == "host")
+            .map(|v| (v.source.clone(), v.read_only))
+            .collect();
+        let has_devices = tasks.iter().any(|t| !t.devices.is_empty());
+        let mut reasons: Vec<String> = class_checks.iter().map(ClassCheck::label).collect();
+        reasons.extend(escaped.iter().map(|c| c.label.clone()));
+        reasons.push("distinct_hosts".to_string());
+        reasons.push("distinct_property".to_string());
+        reasons.push("missing compatible host volumes".to_string());
+        reasons.push("missing devices".to_string());
+        GroupSpec {
+            name: tg.name.clone(),
+            count: tg.count_or_default(),
+            ask,
+            tasks,
+            network,
+            host_volumes,
+            class_checks,
+            escaped,
+            distinct_hosts,
+            distinct_props,
+            spreads,
+            sum_spread_weight,
+            affinities,
+            sum_affinity_weight,
+            class_cache: vec![0; classes],
+            reasons,
+            has_devices,
+        }
+    }
+
+    /// Counts the job's running allocations per node and per property value.
+    fn count_existing(&mut self) {
+        let ns = self.job.namespace_or_default().to_string();
+        let allocs = self.state.allocs_by_job(&ns, &self.job.id);
+        for a in allocs.iter().filter(|a| !a.terminal()) {
+            if let Some(idx) = self.state.node_idx(&a.node_id) {
+                self.count_alloc(idx, &a.task_group, 1);
+            }
+        }
+    }
+
+    fn count_alloc(&mut self, idx: NodeIdx, group: &str, delta: i32) {
+        let bump = |v: &mut u32| {
+            *v = if delta > 0 {
+                v.saturating_add(delta as u32)
+            } else {
+                v.saturating_sub(delta.unsigned_abs())
+            }
+        };
+        bump(self.job_counts.entry(idx).or_insert(0));
+        if let Some(g) = self.groups.iter().position(|g| g.name == group) {
+            bump(self.group_counts[g].entry(idx).or_insert(0));
+        }
+        if self.props.is_empty() {
+            return;
+        }
+        let Some(node) = self.state.nodes().get(idx as usize) else {
+            return;
+        };
+        for p in &mut self.props {
+            if p.group.as_deref().is_some_and(|g| g != group) {
+                continue;
+            }
+            if let Some(v) = p.target.get(node) {
+                bump(p.counts.entry(v.to_string()).or_insert(0));
+            }
+        }
+    }
+
+    /// Records that the plan stops `alloc`: its resources, ports and devices are free again.
+    pub(crate) fn stop(&mut self, alloc: &Allocation) {
+        if alloc.terminal() {
+            return;
+        }
+        let Some(idx) = self.state.node_idx(&alloc.node_id) else {
+            return;
+        };
+        self.count_alloc(idx, &alloc.task_group, -1);
+        let d = self.deltas.entry(idx).or_default();
+        d.freed.add(&NodeUsage::of_alloc(alloc));
+        d.freed_devices.extend(alloc_devices(alloc));
+        let mut index = self.port_index_owned(idx);
+        index.remove_alloc(alloc);
+        self.port_overrides.insert(idx, index);
+    }
+
+    /// Records a placement on `idx` (made by [`EvalCtx::select`] or an in-place update).
+    pub(crate) fn place(&mut self, group: usize, chosen: &Chosen) {
+        let idx = chosen.idx;
+        for p in &chosen.preempt {
+            self.stop(p);
+        }
+        let name = self.groups[group].name.clone();
+        self.count_alloc(idx, &name, 1);
+        let ask = self.groups[group].ask;
+        let d = self.deltas.entry(idx).or_default();
+        d.add.add(&ask);
+        d.ports.extend(chosen.ports.iter().map(|p| (p.network, p.value)));
+        for t in &chosen.devices {
+            for dev in t {
+                d.devices.extend(dev.device_ids.iter().cloned());
+            }
+        }
+    }
+
+    fn port_index_owned(&self, idx: NodeIdx) -> PortIndex {
+        if let Some(p) = self.port_overrides.get(&idx) {
+            return p.clone();
+        }
+        if let Some(p) = self.state.port_index(idx) {
+            return p.clone();
+        }
+        let node = &self.state.nodes()[idx as usize];
+        let allocs = self.state.allocs_by_node(idx);
+        PortIndex::for_node_with_allocs(node, allocs.iter().map(|a| a.as_ref()))
+            .or_else(|_| PortIndex::for_node(node))
+            .unwrap_or_else(|_| PortIndex::new(20000, 32000))
+    }
+
+    /// The proposed usage of a node: what runs there plus what the plan adds, less what it
+    /// stops.
+    fn proposed(&self, idx: NodeIdx) -> NodeUsage {
+        let mut u = self.state.node_usage(idx);
+        if let Some(d) = self.deltas.get(&idx) {
+            u.add(&d.add);
+            u.sub(&d.freed);
+        }
+        u
+    }
+
+    fn dc_ok(&mut self, idx: NodeIdx, node: &Node) -> bool {
+        let class = self.state.node_class_id(idx) as usize;
+        match self.dc_class_ok.get(class).copied() {
+            Some(1) => true,
+            Some(2) => false,
+            _ => {
+                let ok = self.datacenters.iter().any(|p| glob_match(p, &node.datacenter));
+                if let Some(slot) = self.dc_class_ok.get_mut(class) {
+                    *slot = if ok { 1 } else { 2 };
+                }
+                ok
+            }
+        }
+    }
+
+    /// Class-level and node-level feasibility of group `g` on node `idx`. `Err` carries the
+    /// reason index and whether the result came from the class.
+    fn feasible(&mut self, g: usize, idx: NodeIdx, node: &Node) -> Result<(), (usize, bool)> {
+        let class = self.state.node_class_id(idx) as usize;
+        let cached = self.groups[g].class_cache.get(class).copied().unwrap_or(0);
+        match cached {
+            1 => {}
+            0 => {
+                let spec = &self.groups[g];
+                let mut verdict = 1u16;
+                for (i, c) in spec.class_checks.iter().enumerate() {
+                    let ok = match c {
+                        ClassCheck::Driver(d) => node.driver_healthy(d),
+                        ClassCheck::Network(m) => network_mode_supported(node, m),
+                        ClassCheck::Constraint(c) => c.check(node, &mut self.regexes),
+                    };
+                    if !ok {
+                        verdict = i as u16 + 2;
+                        break;
+                    }
+                }
+                if let Some(slot) = self.groups[g].class_cache.get_mut(class) {
+                    *slot = verdict;
+                }
+                if verdict != 1 {
+                    return Err((usize::from(verdict - 2), true));
+                }
+            }
+            n => return Err((usize::from(n - 2), true)),
+        }
+        let spec = &self.groups[g];
+        let base = spec.class_checks.len();
+        for (i, c) in spec.escaped.iter().enumerate() {
+            if !c.check(node, &mut self.regexes) {
+                return Err((base + i, false));
+            }
+        }
+        let base = base + spec.escaped.len();
+        if let Some(job_wide) = spec.distinct_hosts {
+            let n = if job_wide {
+                self.job_counts.get(&idx).copied().unwrap_or(0)
+            } else {
+                self.group_counts[g].get(&idx).copied().unwrap_or(0)
+            };
+            if n > 0 {
+                return Err((base, false));
+            }
+        }
+        for &(p, allowed) in &spec.distinct_props {
+            let prop = &self.props[p];
+            let used = match prop.target.get(node) {
+                Some(v) => prop.counts.get(v).copied().unwrap_or(0),
+                None => return Err((base + 1, false)),
+            };
+            if used >= allowed {
+                return Err((base + 1, false));
+            }
+        }
+        for (source, read_only) in &spec.host_volumes {
+            match node.host_volumes.get(source) {
+                Some(v) if !v.read_only || *read_only => {}
+                _ => return Err((base + 2, false)),
+            }
+        }
+        if spec.has_devices {
+            let free = self.free_devices(idx, node, g);
+            if free.is_none() {
+                return Err((base + 3, false));
+            }
+        }
+        Ok(())
+    }
+
+    /// Assigns device instances for every task of group `g`, or `None` when the node lacks
+    /// enough free healthy instances.
+    fn free_devices(&mut self, idx: NodeIdx, node: &Node, g: usize) -> Option<Vec<Vec<AllocatedDevice>>> {
+        let groups = node.node_resources.as_ref().map(|r| r.devices.as_slice()).unwrap_or(&[]);
+        let mut used: Vec<String> = self
+            .state
+            .allocs_by_node(idx)
+            .iter()
+            .filter(|a| !a.terminal())
+            .flat_map(|a| alloc_devices(a))
+            .collect();
+        if let Some(d) = self.deltas.get(&idx) {
+            used.retain(|u| !d.freed_devices.contains(u));
+            used.extend(d.devices.iter().cloned());
+        }
+        let mut out = Vec::new();
+        for t in &self.groups[g].tasks {
+            let mut assigned = Vec::new();
+            for ask in &t.devices {
+                let want = ask.count.unwrap_or(1) as usize;
+                let mut done = false;
+                for group in groups {
+                    if !device_group_matches(group, ask, &mut self.regexes) {
+                        continue;
+                    }
+                    let ids: Vec<String> = group
+                        .instances
+                        .iter()
+                        .filter(|i| i.healthy && !used.contains(&i.id))
+                        .take(want)
+                        .map(|i| i.id.clone())
+                        .collect();
+                    if ids.len() == want {
+                        used.extend(ids.iter().cloned());
+                        assigned.push(AllocatedDevice {
+                            vendor: group.vendor.clone(),
+                            device_type: group.device_type.clone(),
+                            name: group.name.clone(),
+                            device_ids: ids,
+                        });
+                        done = true;
+                        break;
+                    }
+                }
+                if !done {
+                    return None;
+                }
+            }
+            out.push(assigned);
+        }
+        Some(out)
+    }
+
+    fn reason_label(&self, g: usize, r: usize) -> String {
+        self.groups[g].reasons.get(r).cloned().unwrap_or_default()
+    }
+
+    fn class_name(&mut self, class: u32, node: &Node) -> String {
+        self.class_names
+            .entry(class)
+            .or_insert_with(|| {
+                if node.node_class.is_empty() {
+                    node.computed_class.clone()
+                } else {
+                    node.node_class.clone()
+                }
+            })
+            .clone()
+    }
+
+    /// Ports for group `g` on node `idx`, given what the plan already took there.
+    fn assign_ports(&mut self, g: usize, idx: NodeIdx) -> Result<Vec<AssignedPort>, &'static str> {
+        let Some(ask) = &self.groups[g].network else {
+            return Ok(Vec::new());
+        };
+        if ask.reserved_ports.is_empty() && ask.dynamic_ports.is_empty() {
+            return Ok(Vec::new());
+        }
+        let planned: &[PlannedPort] = self.deltas.get(&idx).map_or(&[], |d| d.ports.as_slice());
+        let rng = &mut self.rng;
+        let mut next = || rng.gen::<u32>();
+        let result = match self.port_overrides.get(&idx) {
+            Some(p) => p.assign(ask, planned, &mut next),
+            None => match self.state.port_index(idx) {
+                Some(p) => p.assign(ask, planned, &mut next),
+                None => {
+                    let node = &self.state.nodes()[idx as usize];
+                    let allocs = self.state.allocs_by_node(idx);
+                    let built = PortIndex::for_node_with_allocs(node, allocs.iter().map(|a| a.as_ref()))
+                        .map_err(|e| e.dimension())?;
+                    let r = built.assign(ask, planned, &mut next);
+                    self.port_overrides.insert(idx, built);
+                    r
+                }
+            },
+        };
+        result.map_err(|e| e.dimension())
+    }
+
+    /// Scores node `idx` for group `g`, whose ask fits there.
+    fn score(&self, g: usize, idx: NodeIdx, node: &Node, used_after: &NodeUsage) -> Ranked {
+        let spec = &self.groups[g];
+        let cap = self.state.node_capacity(idx);
+        let free = |u: u64, c: u64| if c == 0 { 0.0 } else { 1.0 - u as f64 / c as f64 };
+        let total = 10f64.powf(free(used_after.cpu, cap.cpu)) + 10f64.powf(free(used_after.memory_mb, cap.memory_mb));
+        let fit = if self.spread_algorithm { total - 2.0 } else { 20.0 - total };
+        let binpack = fit.clamp(0.0, BINPACK_MAX_FIT) / BINPACK_MAX_FIT;
+        let mut sum = binpack;
+        let mut n = 1.0;
+
+        let collisions = self.group_counts[g].get(&idx).copied().unwrap_or(0);
+        let mut anti_affinity = 0.0;
+        if collisions > 0 && spec.count > 0 {
+            anti_affinity = -f64::from(collisions + 1) / f64::from(spec.count);
+            sum += anti_affinity;
+            n += 1.0;
+        }
+        let mut penalty = 0.0;
+        if self.penalty_nodes.contains(&idx) {
+            penalty = -1.0;
+            sum += penalty;
+            n += 1.0;
+        }
+        let mut affinity = 0.0;
+        if !spec.affinities.is_empty() && spec.sum_affinity_weight > 0.0 {
+            let mut matched = 0.0;
+            let mut regexes = RegexCache::default();
+            for (c, w) in &spec.affinities {
+                if c.check(node, &mut regexes) {
+                    matched += w;
+                }
+            }
+            affinity = matched / spec.sum_affinity_weight;
+            if affinity != 0.0 {
+                sum += affinity;
+                n += 1.0;
+            }
+        }
+        let mut spread = 0.0;
+        for s in &spec.spreads {
+            spread += self.spread_boost(s, node, spec.sum_spread_weight);
+        }
+        if spread != 0.0 {
+            sum += spread;
+            n += 1.0;
+        }
+        Ranked {
+            idx,
+            score: sum / n,
+            binpack,
+            anti_affinity,
+            penalty,
+            affinity,
+            spread,
+        }
+    }
+
+    fn spread_boost(&self, s: &SpreadSpec, node: &Node, sum_weight: f64) -> f64 {
+        let prop = &self.props[s.prop];
+        let Some(value) = prop.target.get(node) else {
+            return -1.0;
+        };
+        let used = f64::from(prop.counts.get(value).copied().unwrap_or(0)) + 1.0;
+        if s.desired.is_empty() {
+            return even_spread_boost(&prop.counts, value);
+        }
+        let desired = match s.desired.get(value).or_else(|| s.desired.get("*")) {
+            Some(d) => *d,
+            None => return -1.0,
+        };
+        if desired == 0.0 {
+            return -1.0;
+        }
+        let weight = if sum_weight > 0.0 { s.weight / sum_weight } else { 0.0 };
+        (desired - used) / desired * weight
+    }
+
+    /// Checks group `g` against one node and, when it is feasible and fits, ranks it.
+    /// Updates `stats`; `exhausted` collects feasible nodes without room.
+    fn consider(
+        &mut self,
+        g: usize,
+        idx: NodeIdx,
+        stats: &mut SelectStats,
+        exhausted: &mut Vec<NodeIdx>,
+    ) -> Option<(Ranked, Vec<AssignedPort>, Vec<Vec<AllocatedDevice>>)> {
+        let state = self.state;
+        let node = state.nodes().get(idx as usize)?;
+        if !self.dc_ok(idx, node) {
+            return None;
+        }
+        stats.evaluated += 1;
+        if let Err((reason, by_class)) = self.feasible(g, idx, node) {
+            stats.filtered += 1;
+            *stats.constraint_filtered.entry(reason).or_insert(0) += 1;
+            if by_class {
+                *stats
+                    .class_filtered
+                    .entry(state.node_class_id(idx))
+                    .or_insert(0) += 1;
+            }
+            return None;
+        }
+        let mut used = self.proposed(idx);
+        used.add(&self.groups[g].ask);
+        let cap = state.node_capacity(idx);
+        let verdict = cap.covers(&used).and_then(|()| self.assign_ports(g, idx));
+        let ports = match verdict {
+            Ok(p) => p,
+            Err(dim) => {
+                stats.exhausted += 1;
+                *stats.dims.entry(dim).or_insert(0) += 1;
+                *stats
+                    .class_exhausted
+                    .entry(state.node_class_id(idx))
+                    .or_insert(0) += 1;
+                if exhausted.len() < 64 {
+                    exhausted.push(idx);
+                }
+                return None;
+            }
+        };
+        let devices = if self.groups[g].has_devices {
+            match self.free_devices(idx, node, g) {
+                Some(d) => d,
+                None => {
+                    stats.exhausted += 1;
+                    *stats.dims.entry("devices").or_insert(0) += 1;
+                    return None;
+                }
+            }
+        } else {
+            Vec::new()
+        };
+        let ranked = self.score(g, idx, node, &used);
+        Some((ranked, ports, devices))
+    }
+
+    /// Picks a node for one allocation of group `g`: walks the shuffled node order from
+    /// where the previous placement stopped, keeps the first `limit` options that are
+    /// feasible and fit (skipping up to three that score at or below zero while more
+    /// remain), and returns the best. The metrics say what was looked at and why nodes were
+    /// left out.
+    pub(crate) fn select(&mut self, g: usize, preemption: bool) -> (Option<Chosen>, AllocMetric) {
+        let n = self.source.len();
+        let spec = &self.groups[g];
+        let mut limit = self.limit;
+        if !spec.affinities.is_empty() || !spec.spreads.is_empty() {
+            limit = limit.max(self.opts.affinity_spread_limit);
+        }
+        let top_k = self.opts.score_meta_top_k;
+        let mut stats = SelectStats::default();
+        let mut exhausted = Vec::new();
+        let mut best: Option<(Ranked, Vec<AssignedPort>, Vec<Vec<AllocatedDevice>>)> = None;
+        let mut skipped: Vec<(Ranked, Vec<AssignedPort>, Vec<Vec<AllocatedDevice>>)> = Vec::new();
+        let mut taken = 0usize;
+        let offer = |opt: (Ranked, Vec<AssignedPort>, Vec<Vec<AllocatedDevice>>),
+                         stats: &mut SelectStats,
+                         best: &mut Option<(Ranked, Vec<AssignedPort>, Vec<Vec<AllocatedDevice>>)>| {
+            if top_k > 0 {
+                let pos = stats.top.iter().position(|r| r.score < opt.0.score).unwrap_or(stats.top.len());
+                if pos < top_k {
+                    stats.top.insert(pos, opt.0.clone());
+                    stats.top.truncate(top_k);
+                }
+            }
+            if best.as_ref().is_none_or(|b| opt.0.score > b.0.score) {
+                *best = Some(opt);
+            }
+        };
+        for _ in 0..n {
+            let idx = self.source[self.cursor];
+            self.cursor = (self.cursor + self.stride) % n;
+            let Some(opt) = self.consider(g, idx, &mut stats, &mut exhausted) else {
+                continue;
+            };
+            if opt.0.score <= SKIP_SCORE_THRESHOLD && skipped.len() < MAX_SKIP {
+                skipped.push(opt);
+                continue;
+            }
+            offer(opt, &mut stats, &mut best);
+            taken += 1;
+            if taken >= limit {
+                break;
+            }
+        }
+        for opt in skipped {
+            if taken >= limit {
+                break;
+            }
+            offer(opt, &mut stats, &mut best);
+            taken += 1;
+        }
+        let mut chosen = best.map(|(r, ports, devices)| Chosen {
+            idx: r.idx,
+            ports,
+            devices,
+            preempt: Vec::new(),
+        });
+        if chosen.is_none() && preemption {
+            chosen = self.preempt(g, &exhausted);
+        }
+        let metric = self.metric(g, stats);
+        (chosen, metric)
+    }
+
+    /// Checks group `g` on one given node (system jobs): feasible, fits, ports and devices.
+    pub(crate) fn select_on(&mut self, g: usize, idx: NodeIdx, preemption: bool) -> (Option<Chosen>, AllocMetric) {
+        let mut stats = SelectStats::default();
+        let mut exhausted = Vec::new();
+        let opt = self.consider(g, idx, &mut stats, &mut exhausted);
+        let mut chosen = opt.map(|(r, ports, devices)| {
+            stats.top.push(r.clone());
+            Chosen {
+                idx: r.idx,
+                ports,
+                devices,
+                preempt: Vec::new(),
+            }
+        });
+        if chosen.is_none() && preemption && !exhausted.is_empty() {
+            chosen = self.preempt(g, &exhausted);
+        }
+        (chosen, self.metric(g, stats))
+    }
+
+    /// True when group `g` passes every feasibility check on node `idx` (resources aside).
+    pub(crate) fn feasible_on(&mut self, g: usize, idx: NodeIdx) -> bool {
+        let state = self.state;
+        let Some(node) = state.nodes().get(idx as usize) else {
+            return false;
+        };
+        self.dc_ok(idx, node) && self.feasible(g, idx, node).is_ok()
+    }
+
+    /// Finds, among feasible nodes without room, the one where evicting the fewest
+    /// allocations of jobs at least 10 priority levels lower makes room.
+    fn preempt(&mut self, g: usize, candidates: &[NodeIdx]) -> Option<Chosen> {
+        let priority = self.job.priority_or_default();
+        let ask = self.groups[g].ask;
+        let mut best: Option<(usize, NodeIdx, Vec<Arc<Allocation>>)> = None;
+        for &idx in candidates {
+            let cap = self.state.node_capacity(idx);
+            let mut used = self.proposed(idx);
+            used.add(&ask);
+            let mut victims: Vec<(i32, Arc<Allocation>)> = self
+                .state
+                .allocs_by_node(idx)
+                .iter()
+                .filter(|a| !a.terminal() && a.job_id != self.job.id)
+                .filter_map(|a| {
+                    let p = self.state.alloc_job(a).map_or(50, |j| j.priority_or_default());
+                    (p + 10 <= priority).then(|| (p, Arc::clone(a)))
+                })
+                .collect();
+            victims.sort_by(|a, b| {
+                a.0.cmp(&b.0).then_with(|| {
+                    let ua = NodeUsage::of_alloc(&a.1);
+                    let ub = NodeUsage::of_alloc(&b.1);
+                    (ub.cpu + ub.memory_mb).cmp(&(ua.cpu + ua.memory_mb))
+                })
+            });
+            let mut chosen = Vec::new();
+            for (_, v) in victims {
+                if cap.covers(&used).is_ok() {
+                    break;
+                }
+                used.sub(&NodeUsage::of_alloc(&v));
+                chosen.push(v);
+            }
+            if cap.covers(&used).is_ok() && !chosen.is_empty()
+                && best.as_ref().is_none_or(|b| chosen.len() < b.0)
+            {
+                best = Some((chosen.len(), idx, chosen));
+            }
+        }
+        let (_, idx, victims) = best?;
+        // The victims' ports still count as taken here: conservative, never a collision.
+        let ports = self.assign_ports(g, idx).ok()?;
+        let state = self.state;
+        let node = state.nodes().get(idx as usize)?;
+        let devices = if self.groups[g].has_devices {
+            self.free_devices(idx, node, g)?
+        } else {
+            Vec::new()
+        };
+        Some(Chosen {
+            idx,
+            ports,
+            devices,
+            preempt: victims,
+        })
+    }
+
+    fn metric(&mut self, g: usize, stats: SelectStats) -> AllocMetric {
+        let mut m = AllocMetric {
+            nodes_evaluated: stats.evaluated,
+            nodes_filtered: stats.filtered,
+            nodes_exhausted: stats.exhausted,
+            ..AllocMetric::default()
+        };
+        for (reason, count) in stats.constraint_filtered {
+            let label = self.reason_label(g, reason);
+            *m.constraint_filtered.entry(label).or_insert(0) += count;
+        }
+        let state = self.state;
+        let nodes = state.nodes();
+        let class_of = |m: &FastMap<u32, u32>| -> Vec<(u32, u32)> { m.iter().map(|(a, b)| (*a, *b)).collect() };
+        for (class, count) in class_of(&stats.class_filtered) {
+            if let Some(node) = self.class_example(class, nodes) {
+                let name = self.class_name(class, node);
+                *m.class_filtered.entry(name).or_insert(0) += count;
+            }
+        }
+        for (class, count) in class_of(&stats.class_exhausted) {
+            if let Some(node) = self.class_example(class, nodes) {
+                let name = self.class_name(class, node);
+                *m.class_exhausted.entry(name).or_insert(0) += count;
+            }
+        }
+        for (dim, count) in stats.dims {
+            m.dimension_exhausted.insert(dim.to_string(), count);
+        }
+        for r in stats.top {
+            let Some(node) = nodes.get(r.idx as usize) else {
+                continue;
+            };
+            let mut scores = BTreeMap::new();
+            scores.insert("binpack".to_string(), r.binpack);
+            if r.anti_affinity != 0.0 {
+                scores.insert("job-anti-affinity".to_string(), r.anti_affinity);
+            }
+            if r.penalty != 0.0 {
+                scores.insert("node-reschedule-penalty".to_string(), r.penalty);
+            }
+            if r.affinity != 0.0 {
+                scores.insert("node-affinity".to_string(), r.affinity);
+            }
+            if r.spread != 0.0 {
+                scores.insert("allocation-spread".to_string(), r.spread);
+            }
+            m.score_meta_data.push(NodeScoreMeta {
+                node_id: node.id.clone(),
+                scores,
+                norm_score: r.score,
+            });
+        }
+        m
+    }
+
+    fn class_example<'n>(&self, class: u32, nodes: &'n [Arc<Node>]) -> Option<&'n Node> {
+        self.source
+            .iter()
+            .find(|&&i| self.state.node_class_id(i) == class)
+            .and_then(|&i| nodes.get(i as usize))
+            .map(|n| n.as_ref())
+    }
+
+    /// Ready nodes per datacenter of the job's pool, for metrics of failed placements.
+    pub(crate) fn nodes_available(&self) -> BTreeMap<String, u32> {
+        let mut out = BTreeMap::new();
+        let nodes = self.state.nodes();
+        for &i in &self.source {
+            if let Some(n) = nodes.get(i as usize) {
+                if self.datacenters.iter().any(|p| glob_match(p, &n.datacenter)) {
+                    *out.entry(n.datacenter.clone()).or_insert(0) += 1;
+                }
+            }
+        }
+        out
+    }
+
+    /// Number of ready nodes considered.
+    pub(crate) fn source_len(&self) -> usize {
+        self.source.len()
+    }
+
+    /// The ready nodes considered, in stable order.
+    pub(crate) fn source(&self) -> &[NodeIdx] {
+        &self.source
+    }
+
+    /// Per computed class, whether the group was found eligible (for blocked evaluations).
+    pub(crate) fn class_eligibility(&mut self) -> BTreeMap<String, bool> {
+        let mut out = BTreeMap::new();
+        let state = self.state;
+        let nodes = state.nodes();
+        for g in 0..self.groups.len() {
+            for class in 0..self.groups[g].class_cache.len() {
+                let v = self.groups[g].class_cache[class];
+                if v == 0 {
+                    continue;
+                }
+                if let Some(node) = self.class_example(class as u32, nodes) {
+                    let e = out.entry(node.computed_class.clone()).or_insert(true);
+                    *e = *e && v == 1;
+                }
+            }
+        }
+        out
+    }
+
+    /// True when some group has constraints that escape the computed class.
+    pub(crate) fn escaped_class(&self) -> bool {
+        self.groups.iter().any(|g| {
+            !g.escaped.is_empty() || g.distinct_hosts.is_some() || !g.distinct_props.is_empty() || !g.host_volumes.is_empty() || g.has_devices
+        })
+    }
+}
+
+/// Nomad's even-spread boost for a node whose property value is `value`.
+fn even_spread_boost(counts: &HashMap<String, u32>, value: &str) -> f64 {
+    let used: Vec<u32> = counts.values().copied().filter(|&c| c > 0).collect();
+    if used.is_empty() {
+        return 0.0;
+    }
+    let current = counts.get(value).copied().unwrap_or(0);
+    let min = used.iter().copied().min().unwrap_or(0);
+    let max = used.iter().copied().max().unwrap_or(0);
+    if current != min {
+        if min == 0 {
+            return -1.0;
+        }
+        return (f64::from(min) - f64::from(current)) / f64::from(min);
+    }
+    if min == max {
+        return -1.0;
+    }
+    f64::from(max - min) / f64::from(min)
+}
+
+/// A random start and a stride coprime to `n`: visiting `start + i * stride (mod n)` walks
+/// every node once in a shuffled order, at no setup cost.
+fn shuffle_params(rng: &mut SmallRng, n: usize) -> (usize, usize) {
+    if n <= 1 {
+        return (0, 1);
+    }
+    let start = rng.gen_range(0..n);
+    loop {
+        let stride = rng.gen_range(1..n.max(2));
+        if gcd(stride, n) == 1 {
+            return (start, stride);
+        }
+    }
+}
+
+fn gcd(mut a: usize, mut b: usize) -> usize {
+    while b != 0 {
+        let t = a % b;
+        a = b;
+        b = t;
+    }
+    a
+}
+
+/// Device instance IDs an allocation holds.
+pub(crate) fn alloc_devices(alloc: &Allocation) -> Vec<String> {
+    alloc
+        .allocated_resources
+        .iter()
+        .flat_map(|ar| ar.tasks.values())
+        .flat_map(|t| t.devices.iter())
+        .flat_map(|d| d.device_ids.iter().cloned())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stride_walk_visits_every_node_once() {
+        let mut rng = SmallRng::seed_from_u64(3);
+        for n in [1usize, 2, 7, 10, 64, 1000] {
+            let (start, stride) = shuffle_params(&mut rng, n);
+            let mut seen = vec![false; n];
+            let mut pos = start;
+            for _ in 0..n {
+                assert!(!seen[pos]);
+                seen[pos] = true;
+                pos = (pos + stride) % n;
+            }
+            assert!(seen.iter().all(|s| *s));
+        }
+    }
+
+    #[test]
+    fn even_spread_prefers_the_least_used_value() {
+        let mut counts = HashMap::new();
+        assert_eq!(even_spread_boost(&counts, "r1"), 0.0);
+        counts.insert("r1".to_string(), 2);
+        counts.insert("r2".to_string(), 1);
+        assert!(even_spread_boost(&counts, "r2") > even_spread_boost(&counts, "r1"));
+        counts.insert("r2".to_string(), 2);
+        assert_eq!(even_spread_boost(&counts, "r1"), -1.0);
+    }
+}
