@@ -57,5 +57,5 @@
 mod driver;
 mod logs;
 
-pub use driver::{MockDriver, MockHost, RawExecConfig, RawExecDriver};
+pub use driver::{DockerConfig, DockerDriver, MockDriver, MockHost, RawExecConfig, RawExecDriver};
 pub use logs::RotatingLog;

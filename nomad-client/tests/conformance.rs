@@ -94,3 +94,110 @@ async fn mock_passes_the_conformance_kit() {
     println!("{report}");
     assert!(report.passed(), "{report}");
 }
+
+/// A mock driver with contract bugs: it accepts any config, kills instead of signalling,
+/// refuses to destroy unknown tasks and pretends to recover.
+struct BrokenDriver(MockDriver);
+
+#[async_trait::async_trait]
+impl TaskDriver for BrokenDriver {
+    fn name(&self) -> &str {
+        "broken"
+    }
+    fn capabilities(&self) -> nomad_core::driver::Capabilities {
+        self.0.capabilities()
+    }
+    async fn fingerprint(&self) -> nomad_core::driver::Fingerprint {
+        self.0.fingerprint().await
+    }
+    fn config_schema(&self) -> nomad_core::driver::ConfigSchema {
+        self.0.config_schema()
+    }
+    fn validate_config(&self, _config: &Value) -> Result<(), nomad_core::driver::DriverError> {
+        Ok(())
+    }
+    async fn start(
+        &self,
+        config: &nomad_core::driver::TaskConfig,
+    ) -> Result<nomad_core::driver::StartedTask, nomad_core::driver::DriverError> {
+        let mut config = config.clone();
+        if let Value::Object(map) = &mut config.driver_config {
+            map.retain(|key, _| key != "conformance_unknown_field");
+        }
+        self.0.start(&config).await
+    }
+    async fn wait(
+        &self,
+        task_id: &str,
+    ) -> Result<nomad_core::driver::ExitResult, nomad_core::driver::DriverError> {
+        self.0.wait(task_id).await
+    }
+    async fn stop(
+        &self,
+        task_id: &str,
+        _timeout: std::time::Duration,
+        _signal: &str,
+    ) -> Result<(), nomad_core::driver::DriverError> {
+        self.0
+            .stop(task_id, std::time::Duration::ZERO, "SIGKILL")
+            .await
+    }
+    async fn destroy(
+        &self,
+        task_id: &str,
+        force: bool,
+    ) -> Result<(), nomad_core::driver::DriverError> {
+        self.0.inspect(task_id).await?;
+        self.0.destroy(task_id, force).await
+    }
+    async fn inspect(
+        &self,
+        task_id: &str,
+    ) -> Result<nomad_core::driver::TaskStatus, nomad_core::driver::DriverError> {
+        self.0.inspect(task_id).await
+    }
+    async fn recover(
+        &self,
+        _handle: &nomad_core::driver::TaskHandle,
+    ) -> Result<(), nomad_core::driver::DriverError> {
+        Ok(())
+    }
+    async fn stats(
+        &self,
+        task_id: &str,
+    ) -> Result<nomad_core::driver::TaskResourceUsage, nomad_core::driver::DriverError> {
+        self.0.stats(task_id).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_kit_catches_a_broken_driver() {
+    use nomad_driver_conformance::Check;
+    let host = MockHost::new();
+    let report = Conformance::new(
+        move || Arc::new(BrokenDriver(MockDriver::with_host(host.clone()))) as Arc<dyn TaskDriver>,
+        MockTasks,
+    )
+    .run()
+    .await;
+    println!("{report}");
+    let failed: Vec<Check> = report
+        .failures()
+        .into_iter()
+        .map(|(check, _)| check)
+        .collect();
+    assert_eq!(
+        failed,
+        [
+            Check::ValidateConfig,
+            Check::StopWithSignal,
+            Check::StopEscalatesToKill,
+            Check::Destroy,
+            Check::Recover,
+            Check::UnknownTask,
+        ],
+        "{report}"
+    );
+    assert!(!report.passed());
+    assert!(report.to_string().contains("FAIL recover"));
+}

@@ -209,7 +209,7 @@ impl Report {
 }
 
 impl fmt::Display for Report {
-    /// One line per check: `ok   recover` or `FAIL recover: <reason>`, then the count.
+    /// One line per check: `ok   recover` or `FAIL recover: <reason>`, then the tally.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "conformance of driver {:?}:", self.driver)?;
         for (check, outcome) in &self.outcomes {
@@ -221,9 +221,9 @@ impl fmt::Display for Report {
         let failed = self.failures().len();
         write!(
             f,
-            "{} passed, {} failed",
+            "{} of {} checks passed",
             self.outcomes.len() - failed,
-            failed
+            self.outcomes.len()
         )
     }
 }
@@ -586,9 +586,11 @@ impl Conformance {
             scratch.start_ready(&driver, &config).await?;
             match driver.destroy(&config.id, false).await {
                 Err(DriverError::TaskRunning { .. }) => {}
-                other => return Err(format!(
+                other => {
+                    return Err(format!(
                     "destroy without force of a running task: expected TaskRunning, got {other:?}"
-                )),
+                ))
+                }
             }
             ctx("destroy with force", driver.destroy(&config.id, true).await)?;
             expect_not_found("inspect after destroy", driver.inspect(&config.id).await)?;
