@@ -378,6 +378,27 @@ mod tests {
     }
 
     #[test]
+    fn node_only_environment() {
+        let node = crate::structs::Node {
+            id: "n-1".into(),
+            datacenter: "dc1".into(),
+            node_pool: "prod".into(),
+            meta: BTreeMap::from([("rack".into(), "r1".into())]),
+            ..crate::structs::Node::default()
+        };
+        let env = TaskEnv::for_node(&node, "eu");
+        let mut value = json!({"at": "${node.region}/${node.datacenter}/${node.pool}/${meta.rack}",
+                               "later": "${NOMAD_ALLOC_ID}"});
+        interpolate_json(&mut value, &env);
+        assert_eq!(
+            value,
+            json!({"at": "eu/dc1/prod/r1", "later": "${NOMAD_ALLOC_ID}"})
+        );
+        assert!(env.env().is_empty());
+        assert!(TaskEnv::for_node(&node, "").lookup("node.region").is_none());
+    }
+
+    #[test]
     fn task_services_are_interpolated_with_the_task() {
         let mut task = Task {
             services: vec![Service {
