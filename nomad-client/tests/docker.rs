@@ -64,7 +64,10 @@ async fn import_busybox(driver: &DockerDriver) {
         .output()
         .expect("test setup");
     assert!(tar.status.success(), "tar failed: {:?}", tar);
-    driver.import_image(tar.stdout, IMAGE).await.expect("test setup");
+    driver
+        .import_image(tar.stdout, IMAGE)
+        .await
+        .expect("test setup");
 }
 
 fn sh(script: &str, args: &[&str]) -> Value {

@@ -29,6 +29,9 @@ use super::{
 /// wrote has reached its log files (`<stdout_path>.0`, ...), unless processes the task left
 /// behind keep the output open.
 ///
+/// Dropping a driver leaves its tasks running, as an agent that exits does, so that a new
+/// instance can [`recover`](TaskDriver::recover) them.
+///
 /// The conformance kit (`nomad-driver-conformance`) checks all of this against a driver.
 ///
 /// # Example
