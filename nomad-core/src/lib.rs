@@ -7,7 +7,7 @@
 //! * [`jobspec`]: parsing HCL2 job files (variables, locals, functions) and JSON jobs;
 //! * [`job::Job::canonicalize`] and [`job::Job::validate`]: defaults as the server applies them
 //!   and every check the server makes, all errors at once;
-//! * [`env`]: the task environment (`NOMAD_*`) and `${...}` interpolation;
+//! * [`mod@env`]: the task environment (`NOMAD_*`) and `${...}` interpolation;
 //! * [`structs`]: cluster objects (node, allocation, evaluation, plan, deployment, service
 //!   registration);
 //! * [`driver`]: the [`driver::TaskDriver`] contract that task drivers implement.
