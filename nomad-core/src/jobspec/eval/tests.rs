@@ -593,6 +593,114 @@ fn template_directives_and_strip_markers() {
 }
 
 #[test]
+fn escape_sequences_in_templates_are_decoded_once() {
+    let src = r#"
+variable "v" { default = "known" }
+path  = "C:\\dir\\${var.v}"
+tab   = "a\t${var.v}"
+quote = "say \"${var.v}\""
+accent = "\u00e9${var.v}"
+nested = "${"inner ${var.v}"}!"
+"#;
+    let body = ok(src, &ParseOptions::default());
+    assert_eq!(attr(&body, "path"), s("C:\\dir\\known"));
+    assert_eq!(attr(&body, "tab"), s("a\tknown"));
+    assert_eq!(attr(&body, "quote"), s("say \"known\""));
+    assert_eq!(attr(&body, "accent"), s("éknown"));
+    assert_eq!(attr(&body, "nested"), s("inner known!"));
+}
+
+#[test]
+fn a_realistic_job_file() {
+    let src = r#"
+variable "datacenters" {
+  type    = list(string)
+  default = ["dc1"]
+}
+variable "image" {
+  type = string
+}
+variable "replicas" {
+  type    = number
+  default = 2
+}
+locals {
+  name   = "web-${replace(var.image, "/[:/]/", "-")}"
+  labels = { app = local.name, tier = "frontend" }
+}
+job "web" {
+  datacenters = var.datacenters
+  constraint {
+    attribute = "${attr.kernel.name}"
+    value     = "linux"
+  }
+  group "app" {
+    count = var.replicas * 2
+    network {
+      port "http" { to = 8080 }
+    }
+    task "server" {
+      driver = "docker"
+      config {
+        image = var.image
+        args  = ["-listen", "${NOMAD_ADDR_http}", "-name", local.name]
+        labels = local.labels
+      }
+      env {
+        DC = "${node.datacenter}"
+      }
+      template {
+        destination = "local/app.env"
+        data        = <<-EOF
+          NAME=${local.name}
+          ADDR={{ env "NOMAD_ADDR_http" }}
+          DIR=$${NOMAD_TASK_DIR}
+        EOF
+      }
+    }
+  }
+}
+"#;
+    let mut opts = with_vars(&[("image", "nginx:1.25")]);
+    opts.env
+        .insert("NOMAD_VAR_replicas".to_string(), "3".to_string());
+    let expected = hcl::parse(
+        r#"
+job "web" {
+  datacenters = ["dc1"]
+  constraint {
+    attribute = "$${attr.kernel.name}"
+    value     = "linux"
+  }
+  group "app" {
+    count = 6
+    network {
+      port "http" { to = 8080 }
+    }
+    task "server" {
+      driver = "docker"
+      config {
+        image  = "nginx:1.25"
+        args   = ["-listen", "$${NOMAD_ADDR_http}", "-name", "web-nginx-1.25"]
+        labels = { "app" = "web-nginx-1.25", "tier" = "frontend" }
+      }
+      env {
+        DC = "$${node.datacenter}"
+      }
+      template {
+        destination = "local/app.env"
+        data        = "NAME=web-nginx-1.25\nADDR={{ env \"NOMAD_ADDR_http\" }}\nDIR=$${NOMAD_TASK_DIR}\n"
+      }
+    }
+  }
+}
+"#,
+    )
+    .unwrap();
+    assert_eq!(ok(src, &opts), expected);
+}
+
+#[test]
 fn interpolating_a_list_is_an_error() {
     assert_eq!(
         expr_error(r#""a${[1]}""#),
