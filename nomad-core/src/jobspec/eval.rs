@@ -586,25 +586,10 @@ fn bind_variables(
                 }
             },
             Some(Offered::Text { text, source }) => {
-                let value = if decl.ty.takes_raw_string() {
-                    Value::String(text)
-                } else {
-                    let expr = parse_expression(&text, &source)?;
-                    match const_eval(&expr, opts) {
-                        Ok(v) => v,
-                        Err(e) => {
-                            errors.push(path, format!("invalid value from {source}: {e}"));
-                            continue;
-                        }
-                    }
-                };
-                match decl.ty.convert(value) {
+                match read_text_value(decl, &text, &source, opts)? {
                     Ok(v) => v,
                     Err(e) => {
-                        errors.push(
-                            path,
-                            format!("invalid value from {source} for type {}: {e}", decl.ty),
-                        );
+                        errors.push(path, e);
                         continue;
                     }
                 }
@@ -665,6 +650,38 @@ fn bind_variables(
     } else {
         Err(Error::Invalid(errors))
     }
+}
+
+/// Reads the text of a `-var` or `NOMAD_VAR_<name>` value as the variable's type: as it stands
+/// for `string` and `any`; as a literal or else an HCL expression for `number` and `bool`
+/// (`3`, `true`, `2 * 4`); as an HCL expression for collections and objects. The outer error is
+/// malformed HCL text, the inner one a value that does not fit the type.
+fn read_text_value(
+    decl: &VariableDecl,
+    text: &str,
+    source: &str,
+    opts: &ParseOptions,
+) -> Result<Result<Value, String>, Error> {
+    let mismatch = |e: String| format!("invalid value from {source} for type {}: {e}", decl.ty);
+    if decl.ty.takes_raw_string() {
+        let direct = decl.ty.convert(Value::String(text.to_string()));
+        if direct.is_ok() || matches!(decl.ty, Type::Any | Type::String) {
+            return Ok(direct.map_err(mismatch));
+        }
+        let as_expression = parse_expression(text, source)
+            .ok()
+            .and_then(|expr| const_eval(&expr, opts).ok())
+            .and_then(|v| decl.ty.convert(v).ok());
+        return Ok(match as_expression {
+            Some(v) => Ok(v),
+            None => direct.map_err(mismatch),
+        });
+    }
+    let expr = parse_expression(text, source)?;
+    Ok(match const_eval(&expr, opts) {
+        Ok(v) => decl.ty.convert(v).map_err(mismatch),
+        Err(e) => Err(format!("invalid value from {source}: {e}")),
+    })
 }
 
 /// Parses a `-var` or `NOMAD_VAR_` value of a list, map, object or tuple variable.

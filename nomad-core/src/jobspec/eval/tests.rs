@@ -192,7 +192,7 @@ name    = var.name
 svc     = var.svc
 "#;
     let mut opts = with_vars(&[
-        ("count", "3"),
+        ("count", "2 * 2 - 1"),
         ("tags", r#"["a", 1]"#),
         ("name", "12"),
         ("svc", r#"{ name = "web", port = "8080", extra = true }"#),
