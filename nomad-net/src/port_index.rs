@@ -109,6 +109,8 @@ struct NetworkPorts {
     name: String,
     ip: String,
     used: Option<Box<[u64; WORDS]>>,
+    /// Taken ports inside the dynamic range, so that "is there room" needs no bitmap scan.
+    dynamic_used: u32,
 }
 
 impl NetworkPorts {
@@ -117,6 +119,7 @@ impl NetworkPorts {
             name: name.to_string(),
             ip: ip.to_string(),
             used: None,
+            dynamic_used: 0,
         }
     }
 
@@ -127,17 +130,29 @@ impl NetworkPorts {
             .is_some_and(|b| b[p / 64] & (1u64 << (p % 64)) != 0)
     }
 
-    fn set(&mut self, port: u16, on: bool) {
+    /// Sets or clears a port; returns true when that changed anything.
+    fn set(&mut self, port: u16, on: bool, range: (u16, u16)) -> bool {
         let p = usize::from(port);
         if !on && self.used.is_none() {
-            return;
+            return false;
         }
         let bits = self.used.get_or_insert_with(|| Box::new([0u64; WORDS]));
+        let mask = 1u64 << (p % 64);
+        let was = bits[p / 64] & mask != 0;
         if on {
-            bits[p / 64] |= 1u64 << (p % 64);
+            bits[p / 64] |= mask;
         } else {
-            bits[p / 64] &= !(1u64 << (p % 64));
+            bits[p / 64] &= !mask;
         }
+        let changed = was != on;
+        if changed && (range.0..=range.1).contains(&port) {
+            if on {
+                self.dynamic_used += 1;
+            } else {
+                self.dynamic_used = self.dynamic_used.saturating_sub(1);
+            }
+        }
+        changed
     }
 }
 
@@ -146,14 +161,17 @@ impl NetworkPorts {
 pub struct PortIndex {
     min_dynamic: u16,
     max_dynamic: u16,
-    networks: Vec<NetworkPorts>,
+    /// The default network, kept inline: most checks touch nothing else.
+    default: NetworkPorts,
+    /// Named host networks, ids 1...
+    extra: Vec<NetworkPorts>,
 }
 
 impl fmt::Debug for PortIndex {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut d = f.debug_struct("PortIndex");
         d.field("dynamic", &(self.min_dynamic..=self.max_dynamic));
-        for n in &self.networks {
+        for n in self.nets() {
             let taken = n
                 .used
                 .as_ref()
@@ -179,8 +197,31 @@ impl PortIndex {
         PortIndex {
             min_dynamic: lo,
             max_dynamic: hi,
-            networks: vec![NetworkPorts::new(DEFAULT_HOST_NETWORK, "")],
+            default: NetworkPorts::new(DEFAULT_HOST_NETWORK, ""),
+            extra: Vec::new(),
         }
+    }
+
+    fn nets(&self) -> impl Iterator<Item = &NetworkPorts> {
+        std::iter::once(&self.default).chain(self.extra.iter())
+    }
+
+    fn net(&self, id: usize) -> Option<&NetworkPorts> {
+        match id {
+            0 => Some(&self.default),
+            i => self.extra.get(i - 1),
+        }
+    }
+
+    fn net_mut(&mut self, id: usize) -> Option<&mut NetworkPorts> {
+        match id {
+            0 => Some(&mut self.default),
+            i => self.extra.get_mut(i - 1),
+        }
+    }
+
+    fn range(&self) -> (u16, u16) {
+        (self.min_dynamic, self.max_dynamic)
     }
 
     /// The index of a node with nothing running: its dynamic range (default 20000-32000),
@@ -200,20 +241,22 @@ impl PortIndex {
             }
         }
         let mut idx = PortIndex::new(lo, hi);
-        idx.networks[0].ip = ip.to_string();
+        let range = idx.range();
+        idx.default.ip = ip.to_string();
         for (name, hn) in &node.host_networks {
             let addr = hn.cidr.split('/').next().unwrap_or("");
             let mut net = NetworkPorts::new(name, addr);
             for p in parse_port_spec(&hn.reserved_ports)? {
-                net.set(p, true);
+                net.set(p, true, range);
             }
-            idx.networks.push(net);
+            idx.extra.push(net);
         }
         if let Some(r) = &node.reserved_resources {
             for p in parse_port_spec(&r.networks.reserved_host_ports)? {
                 // Node-reserved ports apply to every address of the node.
-                for n in &mut idx.networks {
-                    n.set(p, true);
+                idx.default.set(p, true, range);
+                for n in &mut idx.extra {
+                    n.set(p, true, range);
                 }
             }
         }
@@ -245,26 +288,29 @@ impl PortIndex {
         if name.is_empty() || name == DEFAULT_HOST_NETWORK {
             return Some(0);
         }
-        self.networks.iter().position(|n| n.name == name)
+        self.extra
+            .iter()
+            .position(|n| n.name == name)
+            .map(|i| i + 1)
     }
 
     fn network_by_ip(&self, ip: &str) -> usize {
         if ip.is_empty() {
             return 0;
         }
-        self.networks.iter().position(|n| n.ip == ip).unwrap_or(0)
+        self.nets().position(|n| n.ip == ip).unwrap_or(0)
     }
 
     /// True when `port` is taken on network `net`.
     pub fn is_used(&self, net: usize, port: u16) -> bool {
-        self.networks.get(net).is_some_and(|n| n.is_used(port))
+        self.net(net).is_some_and(|n| n.is_used(port))
     }
 
     /// Takes `port` on network `net`; a collision leaves the index unchanged.
     pub fn take(&mut self, net: usize, port: u16) -> Result<(), PortError> {
+        let range = self.range();
         let n = self
-            .networks
-            .get_mut(net)
+            .net_mut(net)
             .ok_or_else(|| PortError::UnknownHostNetwork {
                 network: format!("#{net}"),
             })?;
@@ -274,14 +320,15 @@ impl PortIndex {
                 port,
             });
         }
-        n.set(port, true);
+        n.set(port, true, range);
         Ok(())
     }
 
     /// Frees `port` on network `net`.
     pub fn release(&mut self, net: usize, port: u16) {
-        if let Some(n) = self.networks.get_mut(net) {
-            n.set(port, false);
+        let range = self.range();
+        if let Some(n) = self.net_mut(net) {
+            n.set(port, false, range);
         }
     }
 
@@ -345,9 +392,8 @@ impl PortIndex {
         planned: &[PlannedPort],
         rng: &mut dyn FnMut() -> u32,
     ) -> Result<Vec<AssignedPort>, PortError> {
-        let mut chosen: Vec<AssignedPort> = Vec::with_capacity(
-            ask.reserved_ports.len() + ask.dynamic_ports.len(),
-        );
+        let mut chosen: Vec<AssignedPort> =
+            Vec::with_capacity(ask.reserved_ports.len() + ask.dynamic_ports.len());
         let taken = |chosen: &[AssignedPort], net: usize, port: u16| {
             self.is_used(net, port)
                 || planned.iter().any(|&(n, p)| n == net && p == port)
@@ -357,7 +403,7 @@ impl PortIndex {
             let net = self.resolve(&p.host_network)?;
             if taken(&chosen, net, p.value) {
                 return Err(PortError::Collision {
-                    network: self.networks[net].name.clone(),
+                    network: self.net_name(net),
                     port: p.value,
                 });
             }
@@ -382,12 +428,67 @@ impl PortIndex {
             }
             let Some(value) = found else {
                 return Err(PortError::DynamicExhausted {
-                    network: self.networks[net].name.clone(),
+                    network: self.net_name(net),
                 });
             };
             chosen.push(self.assigned(p, net, value));
         }
         Ok(chosen)
+    }
+
+    fn net_name(&self, net: usize) -> String {
+        self.net(net).map(|n| n.name.clone()).unwrap_or_default()
+    }
+
+    /// Whether [`PortIndex::assign`] would succeed, without choosing ports or allocating:
+    /// static ports must be free; the dynamic range must have room for every dynamic port.
+    pub fn check(&self, ask: &NetworkResource, planned: &[PlannedPort]) -> Result<(), PortError> {
+        for (i, p) in ask.reserved_ports.iter().enumerate() {
+            let net = self.resolve(&p.host_network)?;
+            let dup = ask.reserved_ports[..i]
+                .iter()
+                .any(|q| q.value == p.value && self.network_id(&q.host_network) == Some(net));
+            if dup
+                || self.is_used(net, p.value)
+                || planned.iter().any(|&(n, v)| n == net && v == p.value)
+            {
+                return Err(PortError::Collision {
+                    network: self.net_name(net),
+                    port: p.value,
+                });
+            }
+        }
+        if ask.dynamic_ports.is_empty() {
+            return Ok(());
+        }
+        let span = u32::from(self.max_dynamic - self.min_dynamic) + 1;
+        let range = self.min_dynamic..=self.max_dynamic;
+        for p in &ask.dynamic_ports {
+            let net = self.resolve(&p.host_network)?;
+            let used = self.net(net).map_or(0, |n| n.dynamic_used);
+            let in_plan = planned
+                .iter()
+                .filter(|&&(n, v)| n == net && range.contains(&v))
+                .count() as u32;
+            let statics = ask
+                .reserved_ports
+                .iter()
+                .filter(|q| {
+                    range.contains(&q.value) && self.network_id(&q.host_network) == Some(net)
+                })
+                .count() as u32;
+            let wanted = ask
+                .dynamic_ports
+                .iter()
+                .filter(|q| self.network_id(&q.host_network) == Some(net))
+                .count() as u32;
+            if used + in_plan + statics + wanted > span {
+                return Err(PortError::DynamicExhausted {
+                    network: self.net_name(net),
+                });
+            }
+        }
+        Ok(())
     }
 
     fn resolve(&self, host_network: &str) -> Result<usize, PortError> {
@@ -403,7 +504,7 @@ impl PortIndex {
             network: net,
             value,
             to: p.to,
-            host_ip: self.networks[net].ip.clone(),
+            host_ip: self.net(net).map(|n| n.ip.clone()).unwrap_or_default(),
         }
     }
 }
@@ -463,7 +564,10 @@ mod tests {
 
     #[test]
     fn parses_port_specs() {
-        assert_eq!(parse_port_spec("22, 80,8000-8002").unwrap(), vec![22, 80, 8000, 8001, 8002]);
+        assert_eq!(
+            parse_port_spec("22, 80,8000-8002").unwrap(),
+            vec![22, 80, 8000, 8001, 8002]
+        );
         assert_eq!(parse_port_spec("").unwrap(), Vec::<u16>::new());
         assert!(parse_port_spec("9-3").is_err());
         assert!(parse_port_spec("http").is_err());
@@ -485,7 +589,13 @@ mod tests {
             ..NetworkResource::default()
         };
         let err = idx.assign(&ask, &[], &mut seq()).unwrap_err();
-        assert_eq!(err, PortError::Collision { network: "default".into(), port: 22 });
+        assert_eq!(
+            err,
+            PortError::Collision {
+                network: "default".into(),
+                port: 22
+            }
+        );
     }
 
     #[test]
@@ -524,7 +634,9 @@ mod tests {
         };
         let got = idx.assign(&ask, &[(0, 20000)], &mut seq()).unwrap();
         assert_eq!(got[0].value, 20001);
-        assert!(idx.assign(&ask, &[(0, 20000), (0, 20001)], &mut seq()).is_err());
+        assert!(idx
+            .assign(&ask, &[(0, 20000), (0, 20001)], &mut seq())
+            .is_err());
     }
 
     #[test]

@@ -99,7 +99,9 @@ impl CompiledConstraint {
         CompiledConstraint {
             l: TargetRef::parse(&c.l_target),
             r: TargetRef::parse(&c.r_target),
-            label: format!("{} {} {}", c.l_target, op, c.r_target).trim().to_string(),
+            label: format!("{} {} {}", c.l_target, op, c.r_target)
+                .trim()
+                .to_string(),
             op,
         }
     }
@@ -248,7 +250,11 @@ pub(crate) fn device_group_matches(
 ) -> bool {
     group.matches_request(&ask.name)
         && ask.constraints.iter().all(|c| {
-            let op = if c.operand.is_empty() { "=" } else { &c.operand };
+            let op = if c.operand.is_empty() {
+                "="
+            } else {
+                &c.operand
+            };
             check_operator(
                 op,
                 device_target(&c.l_target, group),
@@ -290,7 +296,10 @@ mod tests {
         assert!(ok("${attr.cpu.numcores}", ">", "4"));
         assert!(ok("${attr.cpu.numcores}", ">=", "8"));
         assert!(!ok("${attr.cpu.numcores}", "<", "8"));
-        assert!(ok("${attr.cpu.numcores}", "<=", "10"), "numeric, not lexical");
+        assert!(
+            ok("${attr.cpu.numcores}", "<=", "10"),
+            "numeric, not lexical"
+        );
         assert!(ok("${attr.os.version}", ">", "20.10"));
         assert!(ok("${attr.kernel.name}", "regexp", "^lin"));
         assert!(!ok("${attr.kernel.name}", "regexp", "(["));
@@ -320,8 +329,20 @@ mod tests {
 
     #[test]
     fn unique_targets_escape_the_class() {
-        assert!(escapes_class(&Constraint::new("${node.unique.id}", "=", "x")));
-        assert!(escapes_class(&Constraint::new("${attr.unique.hostname}", "=", "x")));
-        assert!(!escapes_class(&Constraint::new("${attr.kernel.name}", "=", "x")));
+        assert!(escapes_class(&Constraint::new(
+            "${node.unique.id}",
+            "=",
+            "x"
+        )));
+        assert!(escapes_class(&Constraint::new(
+            "${attr.unique.hostname}",
+            "=",
+            "x"
+        )));
+        assert!(!escapes_class(&Constraint::new(
+            "${attr.kernel.name}",
+            "=",
+            "x"
+        )));
     }
 }

@@ -127,11 +127,8 @@ fn check_ports(
     let index = match ports {
         Some(p) => p,
         None => {
-            built = PortIndex::for_node_with_allocs(
-                node,
-                existing.iter().map(|a| a.as_ref()),
-            )
-            .map_err(NodeFitError::Ports)?;
+            built = PortIndex::for_node_with_allocs(node, existing.iter().map(|a| a.as_ref()))
+                .map_err(NodeFitError::Ports)?;
             &built
         }
     };
@@ -194,7 +191,9 @@ fn check_devices(
             )));
         }
         if !used.insert(id.clone()) {
-            return Err(NodeFitError::Devices(format!("instance {id:?} already in use")));
+            return Err(NodeFitError::Devices(format!(
+                "instance {id:?} already in use"
+            )));
         }
     }
     Ok(())

@@ -14,6 +14,13 @@ use crate::fit::evaluate_node_plan_with;
 use crate::state::{NodeIdx, NodeUsage, Planner, SchedState};
 use crate::SchedError;
 
+#[derive(Default, Clone, Copy)]
+struct NodeHot {
+    class: u32,
+    capacity: NodeUsage,
+    usage: NodeUsage,
+}
+
 type ByName<V> = HashMap<String, HashMap<String, V>>;
 
 fn get2<'a, V>(m: &'a ByName<V>, ns: &str, id: &str) -> Option<&'a V> {
@@ -31,10 +38,10 @@ pub struct MemState {
     index: u64,
     nodes: Vec<Arc<Node>>,
     node_ids: HashMap<String, NodeIdx>,
-    class_of: Vec<u32>,
+    /// Class, capacity and usage of each node side by side: one cache line per node on
+    /// the scheduler's hot path.
+    hot: Vec<NodeHot>,
     class_ids: HashMap<String, u32>,
-    capacity: Vec<NodeUsage>,
-    usage: Vec<NodeUsage>,
     ports: Vec<PortIndex>,
     ready_by_pool: HashMap<String, Vec<NodeIdx>>,
     ready_all: Vec<NodeIdx>,
@@ -79,8 +86,7 @@ impl MemState {
             .class_ids
             .entry(node.computed_class.clone())
             .or_insert(next);
-        let mut ports =
-            PortIndex::for_node(&node).unwrap_or_else(|_| PortIndex::for_node(&Node::default()).unwrap_or_else(|_| PortIndex::new(20000, 32000)));
+        let mut ports = PortIndex::for_node(&node).unwrap_or_else(|_| PortIndex::new(20000, 32000));
         let capacity = NodeUsage::capacity_of(&node);
         let idx = match self.node_ids.get(&node.id) {
             Some(&i) => i,
@@ -88,9 +94,7 @@ impl MemState {
                 let i = self.nodes.len() as NodeIdx;
                 self.node_ids.insert(node.id.clone(), i);
                 self.nodes.push(Arc::new(Node::default()));
-                self.class_of.push(0);
-                self.capacity.push(NodeUsage::default());
-                self.usage.push(NodeUsage::default());
+                self.hot.push(NodeHot::default());
                 self.ports.push(PortIndex::new(20000, 32000));
                 self.by_node.push(Vec::new());
                 i
@@ -107,8 +111,8 @@ impl MemState {
         let now_ready = node.ready_for_placement();
         let pool = node.node_pool.clone();
         self.nodes[i] = Arc::new(node);
-        self.class_of[i] = class;
-        self.capacity[i] = capacity;
+        self.hot[i].class = class;
+        self.hot[i].capacity = capacity;
         self.ports[i] = ports;
         if was_ready {
             if let Some(v) = self.ready_by_pool.get_mut(&old_pool) {
@@ -253,16 +257,16 @@ impl MemState {
     pub fn totals(&self) -> (NodeUsage, NodeUsage) {
         let mut cap = NodeUsage::default();
         let mut used = NodeUsage::default();
-        for (c, u) in self.capacity.iter().zip(&self.usage) {
-            cap.add(c);
-            used.add(u);
+        for h in &self.hot {
+            cap.add(&h.capacity);
+            used.add(&h.usage);
         }
         (cap, used)
     }
 
     /// Per-node capacity and usage, by node position.
     pub fn node_totals(&self) -> impl Iterator<Item = (&NodeUsage, &NodeUsage)> {
-        self.capacity.iter().zip(&self.usage)
+        self.hot.iter().map(|h| (&h.capacity, &h.usage))
     }
 
     fn put_alloc(&mut self, alloc: Arc<Allocation>) {
@@ -281,7 +285,7 @@ impl MemState {
             if let Some(pos) = self.by_node[p].iter().position(|a| a.id == alloc.id) {
                 let old = self.by_node[p].swap_remove(pos);
                 if !old.terminal() {
-                    self.usage[p].sub(&NodeUsage::of_alloc(&old));
+                    self.hot[p].usage.sub(&NodeUsage::of_alloc(&old));
                     self.ports[p].remove_alloc(&old);
                 }
             }
@@ -294,7 +298,7 @@ impl MemState {
             }
         }
         if !alloc.terminal() {
-            self.usage[n].add(&NodeUsage::of_alloc(&alloc));
+            self.hot[n].usage.add(&NodeUsage::of_alloc(&alloc));
             let _ = self.ports[n].add_alloc(&alloc);
         }
         self.by_job
@@ -320,7 +324,8 @@ impl MemState {
             a.followup_eval_id.clone_from(&stop.followup_eval_id);
         }
         if !stop.preempted_by_allocation.is_empty() {
-            a.preempted_by_allocation.clone_from(&stop.preempted_by_allocation);
+            a.preempted_by_allocation
+                .clone_from(&stop.preempted_by_allocation);
         }
         a.desired_transition = stop.desired_transition.clone();
         a.modify_index = index;
@@ -346,16 +351,20 @@ impl SchedState for MemState {
         self.ready_by_pool.get(pool).map_or(&[], Vec::as_slice)
     }
     fn node_class_id(&self, idx: NodeIdx) -> u32 {
-        self.class_of.get(idx as usize).copied().unwrap_or(0)
+        self.hot.get(idx as usize).map_or(0, |h| h.class)
     }
     fn class_count(&self) -> u32 {
         self.class_ids.len() as u32
     }
     fn node_capacity(&self, idx: NodeIdx) -> NodeUsage {
-        self.capacity.get(idx as usize).copied().unwrap_or_default()
+        self.hot
+            .get(idx as usize)
+            .map_or_else(NodeUsage::default, |h| h.capacity)
     }
     fn node_usage(&self, idx: NodeIdx) -> NodeUsage {
-        self.usage.get(idx as usize).copied().unwrap_or_default()
+        self.hot
+            .get(idx as usize)
+            .map_or_else(NodeUsage::default, |h| h.usage)
     }
     fn port_index(&self, idx: NodeIdx) -> Option<&PortIndex> {
         self.ports.get(idx as usize)
@@ -409,8 +418,8 @@ impl Planner for MemState {
                 .collect();
             let fits = evaluate_node_plan_with(
                 &self.nodes[i],
-                &self.capacity[i],
-                &self.usage[i],
+                &self.hot[i].capacity,
+                &self.hot[i].usage,
                 Some(&self.ports[i]),
                 &self.by_node[i],
                 &removed,

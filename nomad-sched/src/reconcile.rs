@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use nomad_core::job::{Job, ReschedulePolicy, Task, TaskGroup};
 use nomad_core::structs::{
-    status, Allocation, Deployment, DeploymentState, DeploymentStatusUpdate, Node,
-    RescheduleEvent, RescheduleTracker,
+    status, Allocation, Deployment, DeploymentState, DeploymentStatusUpdate, Node, RescheduleEvent,
+    RescheduleTracker,
 };
 
 /// Reschedules due within this window of now happen now (Nomad uses one second).
@@ -110,11 +110,17 @@ pub(crate) fn tasks_updated(a: &TaskGroup, b: &TaskGroup) -> bool {
         t.scaling_policies.clear();
         t
     };
-    a.tasks.iter().zip(&b.tasks).any(|(x, y)| x.name != y.name || strip(x) != strip(y))
+    a.tasks
+        .iter()
+        .zip(&b.tasks)
+        .any(|(x, y)| x.name != y.name || strip(x) != strip(y))
 }
 
 /// The delay before rescheduling an allocation with the given history.
-pub(crate) fn reschedule_delay(policy: &ReschedulePolicy, tracker: Option<&RescheduleTracker>) -> i64 {
+pub(crate) fn reschedule_delay(
+    policy: &ReschedulePolicy,
+    tracker: Option<&RescheduleTracker>,
+) -> i64 {
     let base = policy.delay.map_or(0, |d| d.as_nanos() as i64);
     let max = policy.max_delay.map_or(0, |d| d.as_nanos() as i64);
     let events = tracker.map_or(&[][..], |t| t.events.as_slice());
@@ -142,7 +148,11 @@ pub(crate) fn reschedule_delay(policy: &ReschedulePolicy, tracker: Option<&Resch
 }
 
 /// True when the policy allows another reschedule at `now`.
-pub(crate) fn reschedule_allowed(policy: &ReschedulePolicy, tracker: Option<&RescheduleTracker>, now: i64) -> bool {
+pub(crate) fn reschedule_allowed(
+    policy: &ReschedulePolicy,
+    tracker: Option<&RescheduleTracker>,
+    now: i64,
+) -> bool {
     if policy.unlimited == Some(true) {
         return true;
     }
@@ -161,7 +171,11 @@ pub(crate) fn reschedule_allowed(policy: &ReschedulePolicy, tracker: Option<&Res
 }
 
 /// The tracker a replacement of `prev` carries: its history plus this reschedule.
-pub(crate) fn next_tracker(prev: &Allocation, policy: Option<&ReschedulePolicy>, now: i64) -> RescheduleTracker {
+pub(crate) fn next_tracker(
+    prev: &Allocation,
+    policy: Option<&ReschedulePolicy>,
+    now: i64,
+) -> RescheduleTracker {
     let mut t = prev.reschedule_tracker.clone().unwrap_or_default();
     let delay = policy.map_or(0, |p| reschedule_delay(p, prev.reschedule_tracker.as_ref()));
     t.events.push(RescheduleEvent {
@@ -214,7 +228,11 @@ fn classify(v: &AllocView, policy: Option<&ReschedulePolicy>, batch: bool, now: 
         if !forced && !reschedule_allowed(p, a.reschedule_tracker.as_ref(), now) {
             return Class::Untainted;
         }
-        let delay = if forced { 0 } else { reschedule_delay(p, a.reschedule_tracker.as_ref()) };
+        let delay = if forced {
+            0
+        } else {
+            reschedule_delay(p, a.reschedule_tracker.as_ref())
+        };
         let at = a.modify_time.saturating_add(delay);
         if forced || at <= now.saturating_add(RESCHEDULE_WINDOW_NS) {
             return Class::RescheduleNow;
@@ -236,7 +254,9 @@ fn deploying(tg: &TaskGroup, batch: bool) -> Option<&nomad_core::job::UpdateStra
     if batch {
         return None;
     }
-    tg.update.as_ref().filter(|u| u.max_parallel.unwrap_or(1) > 0)
+    tg.update
+        .as_ref()
+        .filter(|u| u.max_parallel.unwrap_or(1) > 0)
 }
 
 /// Reconciles the job's groups against its allocations.
@@ -245,7 +265,10 @@ pub(crate) fn reconcile(input: ReconcileInput<'_>, allocs: &[AllocView]) -> Reco
     let stopped = input.job.is_none_or(|j| j.stop == Some(true));
     let mut by_group: BTreeMap<&str, Vec<&AllocView>> = BTreeMap::new();
     for v in allocs {
-        by_group.entry(v.alloc.task_group.as_str()).or_default().push(v);
+        by_group
+            .entry(v.alloc.task_group.as_str())
+            .or_default()
+            .push(v);
     }
     let job = match input.job {
         Some(j) if !stopped => j,
@@ -283,7 +306,10 @@ pub(crate) fn reconcile(input: ReconcileInput<'_>, allocs: &[AllocView]) -> Reco
     let current_deployment = input
         .deployment
         .filter(|d| d.job_version == version && d.job_id == input.job_id);
-    if let Some(d) = input.deployment.filter(|d| d.active() && d.job_version != version) {
+    if let Some(d) = input
+        .deployment
+        .filter(|d| d.active() && d.job_version != version)
+    {
         out.deployment_updates.push(DeploymentStatusUpdate {
             deployment_id: d.id.clone(),
             status: status::DEPLOYMENT_CANCELLED.to_string(),
@@ -425,7 +451,9 @@ pub(crate) fn reconcile(input: ReconcileInput<'_>, allocs: &[AllocView]) -> Reco
                 continue;
             }
             match old.group(&tg.name) {
-                Some(old_tg) if !tasks_updated(old_tg, tg) => out.inplace.push(Arc::clone(&v.alloc)),
+                Some(old_tg) if !tasks_updated(old_tg, tg) => {
+                    out.inplace.push(Arc::clone(&v.alloc))
+                }
                 _ => destructive.push(v),
             }
         }
@@ -448,9 +476,12 @@ pub(crate) fn reconcile(input: ReconcileInput<'_>, allocs: &[AllocView]) -> Reco
                 let in_flight = keep
                     .iter()
                     .filter(|v| {
-                        v.job.as_ref().is_some_and(|j| j.version.unwrap_or(0) == version)
+                        v.job
+                            .as_ref()
+                            .is_some_and(|j| j.version.unwrap_or(0) == version)
                             && !v.alloc.deployment_id.is_empty()
-                            && v.alloc.deployment_status.as_ref().and_then(|s| s.healthy) != Some(true)
+                            && v.alloc.deployment_status.as_ref().and_then(|s| s.healthy)
+                                != Some(true)
                     })
                     .count();
                 destructive_limit = max_parallel.saturating_sub(in_flight);
@@ -526,7 +557,11 @@ pub(crate) fn reconcile(input: ReconcileInput<'_>, allocs: &[AllocView]) -> Reco
                         auto_revert: u.auto_revert.unwrap_or(false),
                         auto_promote: u.auto_promote.unwrap_or(false),
                         progress_deadline: u.progress_deadline.unwrap_or_default(),
-                        require_progress_by: if progress > 0 { input.now + progress } else { 0 },
+                        require_progress_by: if progress > 0 {
+                            input.now + progress
+                        } else {
+                            0
+                        },
                         desired_canaries: canaries_wanted as u32,
                         desired_total: count as u32,
                         ..DeploymentState::default()
@@ -572,12 +607,28 @@ mod tests {
     #[test]
     fn delay_functions() {
         let s = 1_000_000_000i64;
-        assert_eq!(reschedule_delay(&policy("constant"), Some(&tracker(&[5, 5]))), 5 * s);
+        assert_eq!(
+            reschedule_delay(&policy("constant"), Some(&tracker(&[5, 5]))),
+            5 * s
+        );
         assert_eq!(reschedule_delay(&policy("exponential"), None), 5 * s);
-        assert_eq!(reschedule_delay(&policy("exponential"), Some(&tracker(&[5, 10]))), 20 * s);
-        assert_eq!(reschedule_delay(&policy("exponential"), Some(&tracker(&[40]))), 60 * s, "capped");
-        assert_eq!(reschedule_delay(&policy("fibonacci"), Some(&tracker(&[5, 5]))), 10 * s);
-        assert_eq!(reschedule_delay(&policy("fibonacci"), Some(&tracker(&[5, 10]))), 15 * s);
+        assert_eq!(
+            reschedule_delay(&policy("exponential"), Some(&tracker(&[5, 10]))),
+            20 * s
+        );
+        assert_eq!(
+            reschedule_delay(&policy("exponential"), Some(&tracker(&[40]))),
+            60 * s,
+            "capped"
+        );
+        assert_eq!(
+            reschedule_delay(&policy("fibonacci"), Some(&tracker(&[5, 5]))),
+            10 * s
+        );
+        assert_eq!(
+            reschedule_delay(&policy("fibonacci"), Some(&tracker(&[5, 10]))),
+            15 * s
+        );
     }
 
     #[test]
@@ -592,9 +643,16 @@ mod tests {
         for e in &mut t.events {
             e.reschedule_time = now - 20 * 60_000_000_000;
         }
-        assert!(reschedule_allowed(&p, Some(&t), now), "old attempts fall out of the interval");
+        assert!(
+            reschedule_allowed(&p, Some(&t), now),
+            "old attempts fall out of the interval"
+        );
         let mut unlimited = p.clone();
         unlimited.unlimited = Some(true);
-        assert!(reschedule_allowed(&unlimited, Some(&tracker(&[1; 10])), now));
+        assert!(reschedule_allowed(
+            &unlimited,
+            Some(&tracker(&[1; 10])),
+            now
+        ));
     }
 }

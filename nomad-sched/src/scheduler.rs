@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use nomad_core::job::{Job, JobType};
 use nomad_core::structs::{
-    status, AllocDeploymentStatus, AllocMetric, AllocatedCpu, AllocatedMemory,
-    AllocatedResources, AllocatedTaskResources, Allocation, Evaluation, Plan,
+    status, AllocDeploymentStatus, AllocMetric, AllocatedCpu, AllocatedMemory, AllocatedResources,
+    AllocatedTaskResources, Allocation, Evaluation, Plan,
 };
 use rand::Rng;
 
@@ -111,23 +111,40 @@ impl Scheduler {
                 kind: t.to_string(),
             })?),
         };
-        let ns = if eval.namespace.is_empty() { "default" } else { eval.namespace.as_str() };
+        let ns = if eval.namespace.is_empty() {
+            "default"
+        } else {
+            eval.namespace.as_str()
+        };
         let job = backend.job(ns, &eval.job_id);
         let kind = kind
             .or_else(|| job.as_ref().and_then(|j| j.kind()))
             .unwrap_or(JobType::Service);
         let batch = matches!(kind, JobType::Batch | JobType::Sysbatch);
-        let max_attempts = self.opts.max_plan_attempts.unwrap_or(if batch { 2 } else { 5 }).max(1);
-        let now = self.opts.now.unwrap_or(eval.modify_time.max(eval.create_time));
+        let max_attempts = self
+            .opts
+            .max_plan_attempts
+            .unwrap_or(if batch { 2 } else { 5 })
+            .max(1);
+        let now = self
+            .opts
+            .now
+            .unwrap_or(eval.modify_time.max(eval.create_time));
         let mut outcome = EvalOutcome::default();
         let mut last: Option<Attempt> = None;
         for attempt in 0..max_attempts {
             let computed = {
                 let state: &B = backend;
-                let seed = self.opts.seed ^ fnv(&eval.id) ^ u64::from(attempt).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+                let seed = self.opts.seed
+                    ^ fnv(&eval.id)
+                    ^ u64::from(attempt).wrapping_mul(0x9e37_79b9_7f4a_7c15);
                 match kind {
-                    JobType::Service | JobType::Batch => self.compute_generic(state, eval, ns, batch, now, seed),
-                    JobType::System | JobType::Sysbatch => self.compute_system(state, eval, ns, kind == JobType::Sysbatch, now, seed),
+                    JobType::Service | JobType::Batch => {
+                        self.compute_generic(state, eval, ns, batch, now, seed)
+                    }
+                    JobType::System | JobType::Sysbatch => {
+                        self.compute_system(state, eval, ns, kind == JobType::Sysbatch, now, seed)
+                    }
                 }
             };
             let mut computed = computed;
@@ -145,7 +162,11 @@ impl Scheduler {
                 .filter(|a| !a.terminal() && a.create_index == 0)
                 .count();
             outcome.stopped += result.node_update.values().map(Vec::len).sum::<usize>()
-                + result.node_preemptions.values().map(Vec::len).sum::<usize>();
+                + result
+                    .node_preemptions
+                    .values()
+                    .map(Vec::len)
+                    .sum::<usize>();
             let refused = result.refresh_index != 0;
             last = Some(computed);
             if !refused {
@@ -183,7 +204,9 @@ impl Scheduler {
                 .collect();
             e.failed_tg_allocs = done.failed;
             if !matches!(kind, JobType::System | JobType::Sysbatch) {
-                let id = uuid(&mut rand::rngs::SmallRng::seed_from(self.opts.seed ^ fnv(&eval.id) ^ 0xb10c));
+                let id = uuid(&mut rand::rngs::SmallRng::seed_from(
+                    self.opts.seed ^ fnv(&eval.id) ^ 0xb10c,
+                ));
                 let blocked = Evaluation {
                     id: id.clone(),
                     namespace: ns.to_string(),
@@ -269,7 +292,13 @@ impl Scheduler {
             att.plan = plan;
             return att;
         };
-        let mut ctx = EvalCtx::new(state, Arc::clone(&job), seed, batch, self.opts.select.clone());
+        let mut ctx = EvalCtx::new(
+            state,
+            Arc::clone(&job),
+            seed,
+            batch,
+            self.opts.select.clone(),
+        );
         for s in &rec.stop {
             ctx.stop(&s.alloc);
         }
@@ -278,7 +307,10 @@ impl Scheduler {
             let mut u = (**a).clone();
             u.eval_id.clone_from(&eval.id);
             u.modify_time = now;
-            plan.node_allocation.entry(u.node_id.clone()).or_default().push(u);
+            plan.node_allocation
+                .entry(u.node_id.clone())
+                .or_default()
+                .push(u);
         }
         for f in &rec.followups {
             let id = uuid(&mut ctx.rng);
@@ -300,21 +332,33 @@ impl Scheduler {
             for a in &f.allocs {
                 let mut u = (**a).clone();
                 u.followup_eval_id.clone_from(&id);
-                plan.node_allocation.entry(u.node_id.clone()).or_default().push(u);
+                plan.node_allocation
+                    .entry(u.node_id.clone())
+                    .or_default()
+                    .push(u);
             }
         }
         let preemption = {
             let c = &state.scheduler_config().preemption_config;
-            if batch { c.batch_scheduler_enabled } else { c.service_scheduler_enabled }
+            if batch {
+                c.batch_scheduler_enabled
+            } else {
+                c.service_scheduler_enabled
+            }
         };
         let mut deployment = rec.deployment.clone();
-        let deployment_id = deployment
-            .as_ref()
-            .map(|d| d.id.clone())
-            .or_else(|| state.latest_deployment(ns, &job.id).filter(|d| d.active() && d.job_version == job.version.unwrap_or(0)).map(|d| d.id.clone()));
-        let templates: Vec<AllocatedResources> = ctx.groups.iter().map(resources_template).collect();
+        let deployment_id = deployment.as_ref().map(|d| d.id.clone()).or_else(|| {
+            state
+                .latest_deployment(ns, &job.id)
+                .filter(|d| d.active() && d.job_version == job.version.unwrap_or(0))
+                .map(|d| d.id.clone())
+        });
+        let templates: Vec<AllocatedResources> =
+            ctx.groups.iter().map(resources_template).collect();
         for p in rec.place {
-            let Some(g) = ctx.group_index(&p.group) else { continue };
+            let Some(g) = ctx.group_index(&p.group) else {
+                continue;
+            };
             if let Some(m) = att.failed.get_mut(&p.group) {
                 m.coalesced_failures += 1;
                 *att.queued.entry(p.group.clone()).or_insert(0) += 1;
@@ -335,9 +379,24 @@ impl Scheduler {
                 continue;
             };
             ctx.place(g, &chosen);
-            let alloc = build_alloc(&mut ctx, eval, &job, g, &templates[g], p, &chosen, metric, now, deployment_id.as_deref(), &mut deployment);
+            let alloc = build_alloc(
+                &mut ctx,
+                eval,
+                &job,
+                g,
+                &templates[g],
+                p,
+                &chosen,
+                metric,
+                now,
+                deployment_id.as_deref(),
+                &mut deployment,
+            );
             push_preemptions(&mut plan, state, &chosen, &alloc.id, now);
-            plan.node_allocation.entry(alloc.node_id.clone()).or_default().push(alloc);
+            plan.node_allocation
+                .entry(alloc.node_id.clone())
+                .or_default()
+                .push(alloc);
         }
         if !att.failed.is_empty() {
             att.class_eligibility = ctx.class_eligibility();
@@ -374,14 +433,24 @@ impl Scheduler {
         let mut rec = Reconciled::default();
         let Some(job) = job.filter(|j| j.stop != Some(true)) else {
             for v in views.iter().filter(|v| !v.alloc.terminal()) {
-                rec.stop.push(reconcile::Stop { alloc: Arc::clone(&v.alloc), desc: desc::JOB_STOPPED, client_status: None });
+                rec.stop.push(reconcile::Stop {
+                    alloc: Arc::clone(&v.alloc),
+                    desc: desc::JOB_STOPPED,
+                    client_status: None,
+                });
             }
             att.stopped = rec.stop.len();
             append_stops(&mut plan, &rec, now);
             att.plan = plan;
             return att;
         };
-        let mut ctx = EvalCtx::new(state, Arc::clone(&job), seed, false, self.opts.select.clone());
+        let mut ctx = EvalCtx::new(
+            state,
+            Arc::clone(&job),
+            seed,
+            false,
+            self.opts.select.clone(),
+        );
         let version = job.version.unwrap_or(0);
         // Existing allocations per (group, node).
         let mut present: HashSet<(String, NodeIdx)> = HashSet::new();
@@ -395,13 +464,29 @@ impl Scheduler {
             let node = v.node.as_deref();
             let lost = node.is_none_or(|n| n.status == status::NODE_DOWN);
             let group_gone = job.group(&a.task_group).is_none();
-            let draining = node.is_some_and(|n| n.drain_strategy.as_ref().is_some_and(|d| !d.ignore_system_jobs));
+            let draining = node.is_some_and(|n| {
+                n.drain_strategy
+                    .as_ref()
+                    .is_some_and(|d| !d.ignore_system_jobs)
+            });
             if lost && !a.client_terminal() {
-                rec.stop.push(reconcile::Stop { alloc: Arc::clone(a), desc: desc::LOST, client_status: Some(status::ALLOC_CLIENT_LOST) });
+                rec.stop.push(reconcile::Stop {
+                    alloc: Arc::clone(a),
+                    desc: desc::LOST,
+                    client_status: Some(status::ALLOC_CLIENT_LOST),
+                });
                 continue;
             }
             if group_gone || draining {
-                rec.stop.push(reconcile::Stop { alloc: Arc::clone(a), desc: if draining { desc::MIGRATING } else { desc::NOT_NEEDED }, client_status: None });
+                rec.stop.push(reconcile::Stop {
+                    alloc: Arc::clone(a),
+                    desc: if draining {
+                        desc::MIGRATING
+                    } else {
+                        desc::NOT_NEEDED
+                    },
+                    client_status: None,
+                });
                 continue;
             }
             let Some(idx) = idx else { continue };
@@ -415,7 +500,11 @@ impl Scheduler {
                 let g = ctx.group_index(&a.task_group);
                 if let Some(g) = g {
                     if !ctx.feasible_on(g, idx) && !a.client_terminal() {
-                        rec.stop.push(reconcile::Stop { alloc: Arc::clone(a), desc: desc::NODE_INELIGIBLE, client_status: None });
+                        rec.stop.push(reconcile::Stop {
+                            alloc: Arc::clone(a),
+                            desc: desc::NODE_INELIGIBLE,
+                            client_status: None,
+                        });
                         continue;
                     }
                 }
@@ -425,9 +514,13 @@ impl Scheduler {
                 continue;
             }
             if let Some(old) = &v.job {
-                if old.version.unwrap_or(0) != version || old.job_modify_index != job.job_modify_index {
+                if old.version.unwrap_or(0) != version
+                    || old.job_modify_index != job.job_modify_index
+                {
                     match (old.group(&a.task_group), job.group(&a.task_group)) {
-                        (Some(o), Some(n)) if !reconcile::tasks_updated(o, n) => rec.inplace.push(Arc::clone(a)),
+                        (Some(o), Some(n)) if !reconcile::tasks_updated(o, n) => {
+                            rec.inplace.push(Arc::clone(a))
+                        }
                         _ => destructive.push(v),
                     }
                 }
@@ -442,7 +535,11 @@ impl Scheduler {
             .map_or(usize::MAX, |m| m as usize);
         let mut replace: Vec<(String, NodeIdx, Arc<nomad_core::structs::Allocation>)> = Vec::new();
         for v in destructive.iter().take(max_parallel) {
-            rec.stop.push(reconcile::Stop { alloc: Arc::clone(&v.alloc), desc: desc::UPDATING, client_status: None });
+            rec.stop.push(reconcile::Stop {
+                alloc: Arc::clone(&v.alloc),
+                desc: desc::UPDATING,
+                client_status: None,
+            });
             if let Some(idx) = state.node_idx(&v.alloc.node_id) {
                 replace.push((v.alloc.task_group.clone(), idx, Arc::clone(&v.alloc)));
             }
@@ -456,19 +553,31 @@ impl Scheduler {
         for a in &rec.inplace {
             let mut u = (**a).clone();
             u.eval_id.clone_from(&eval.id);
-            plan.node_allocation.entry(u.node_id.clone()).or_default().push(u);
+            plan.node_allocation
+                .entry(u.node_id.clone())
+                .or_default()
+                .push(u);
         }
         let preemption = {
             let c = &state.scheduler_config().preemption_config;
-            if sysbatch { c.sys_batch_scheduler_enabled } else { c.system_scheduler_enabled }
+            if sysbatch {
+                c.sys_batch_scheduler_enabled
+            } else {
+                c.system_scheduler_enabled
+            }
         };
-        let templates: Vec<AllocatedResources> = ctx.groups.iter().map(resources_template).collect();
-        let mut targets: Vec<(usize, NodeIdx, Option<Arc<nomad_core::structs::Allocation>>)> = Vec::new();
+        let templates: Vec<AllocatedResources> =
+            ctx.groups.iter().map(resources_template).collect();
+        let mut targets: Vec<(usize, NodeIdx, Option<Arc<nomad_core::structs::Allocation>>)> =
+            Vec::new();
         let source: Vec<NodeIdx> = ctx.source().to_vec();
         for g in 0..ctx.groups.len() {
             let name = ctx.groups[g].name.clone();
             for &idx in &source {
-                if let Some(pos) = replace.iter().position(|(tg, i, _)| *tg == name && *i == idx) {
+                if let Some(pos) = replace
+                    .iter()
+                    .position(|(tg, i, _)| *tg == name && *i == idx)
+                {
                     let (_, _, prev) = replace.swap_remove(pos);
                     targets.push((g, idx, Some(prev)));
                     continue;
@@ -505,9 +614,24 @@ impl Scheduler {
                 canary: false,
                 deployment: false,
             };
-            let alloc = build_alloc(&mut ctx, eval, &job, g, &templates[g], place, &chosen, metric, now, None, &mut deployment);
+            let alloc = build_alloc(
+                &mut ctx,
+                eval,
+                &job,
+                g,
+                &templates[g],
+                place,
+                &chosen,
+                metric,
+                now,
+                None,
+                &mut deployment,
+            );
             push_preemptions(&mut plan, state, &chosen, &alloc.id, now);
-            plan.node_allocation.entry(alloc.node_id.clone()).or_default().push(alloc);
+            plan.node_allocation
+                .entry(alloc.node_id.clone())
+                .or_default()
+                .push(alloc);
         }
         att.plan = plan;
         att
@@ -533,19 +657,35 @@ fn append_stops(plan: &mut Plan, rec: &Reconciled, now: i64) {
             a.client_status = c.to_string();
         }
         a.modify_time = now;
-        plan.node_update.entry(a.node_id.clone()).or_default().push(a);
+        plan.node_update
+            .entry(a.node_id.clone())
+            .or_default()
+            .push(a);
     }
 }
 
-fn push_preemptions<S: SchedState + ?Sized>(plan: &mut Plan, state: &S, chosen: &Chosen, by: &str, now: i64) {
-    let node_id = state.nodes().get(chosen.idx as usize).map(|n| n.id.clone()).unwrap_or_default();
+fn push_preemptions<S: SchedState + ?Sized>(
+    plan: &mut Plan,
+    state: &S,
+    chosen: &Chosen,
+    by: &str,
+    now: i64,
+) {
+    let node_id = state
+        .nodes()
+        .get(chosen.idx as usize)
+        .map(|n| n.id.clone())
+        .unwrap_or_default();
     for v in &chosen.preempt {
         let mut a = (**v).clone();
         a.desired_status = status::ALLOC_DESIRED_EVICT.to_string();
         a.desired_description = format!("{} {by}", desc::PREEMPTED);
         a.preempted_by_allocation = by.to_string();
         a.modify_time = now;
-        plan.node_preemptions.entry(node_id.clone()).or_default().push(a);
+        plan.node_preemptions
+            .entry(node_id.clone())
+            .or_default()
+            .push(a);
     }
 }
 
@@ -556,10 +696,17 @@ fn resources_template(g: &crate::select::GroupSpec) -> AllocatedResources {
         ar.tasks.insert(
             t.name.clone(),
             AllocatedTaskResources {
-                cpu: AllocatedCpu { cpu_shares: t.cpu, reserved_cores: Vec::new() },
+                cpu: AllocatedCpu {
+                    cpu_shares: t.cpu,
+                    reserved_cores: Vec::new(),
+                },
                 memory: AllocatedMemory {
                     memory_mb: t.memory_mb,
-                    memory_max_mb: if t.memory_max_mb > t.memory_mb { t.memory_max_mb } else { 0 },
+                    memory_max_mb: if t.memory_max_mb > t.memory_mb {
+                        t.memory_max_mb
+                    } else {
+                        0
+                    },
                 },
                 networks: Vec::new(),
                 devices: Vec::new(),
@@ -588,7 +735,11 @@ fn build_alloc<S: SchedState + ?Sized>(
     let mut ar = template.clone();
     if let Some(net) = &ctx.groups[g].network {
         let mut n = net.clone();
-        for port in n.reserved_ports.iter_mut().chain(n.dynamic_ports.iter_mut()) {
+        for port in n
+            .reserved_ports
+            .iter_mut()
+            .chain(n.dynamic_ports.iter_mut())
+        {
             if let Some(a) = chosen.ports.iter().find(|a| a.label == port.label) {
                 port.value = a.value;
                 if port.to == 0 && n.mode == "bridge" {
@@ -631,7 +782,9 @@ fn build_alloc<S: SchedState + ?Sized>(
     if let Some(prev) = &p.previous {
         alloc.previous_allocation.clone_from(&prev.id);
         if p.reschedule {
-            let policy = job.group(&tg_name).and_then(|g| g.reschedule_policy.as_ref());
+            let policy = job
+                .group(&tg_name)
+                .and_then(|g| g.reschedule_policy.as_ref());
             alloc.reschedule_tracker = Some(reconcile::next_tracker(prev, policy, now));
         }
     }

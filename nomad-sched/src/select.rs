@@ -6,9 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use nomad_core::job::{Job, NetworkResource, RequestedDevice, TaskGroup};
-use nomad_core::structs::{
-    AllocMetric, Allocation, AllocatedDevice, Node, NodeScoreMeta,
-};
+use nomad_core::structs::{AllocMetric, AllocatedDevice, Allocation, Node, NodeScoreMeta};
 use nomad_net::{AssignedPort, PlannedPort, PortIndex};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -180,7 +178,7 @@ pub(crate) struct EvalCtx<'s, S: SchedState + ?Sized> {
     job_counts: FastMap<NodeIdx, u32>,
     group_counts: Vec<FastMap<NodeIdx, u32>>,
     props: Vec<PropSet>,
-    source: Vec<NodeIdx>,
+    source: &'s [NodeIdx],
     cursor: usize,
     stride: usize,
     pub(crate) limit: usize,
@@ -199,8 +197,12 @@ impl<'s, S: SchedState + ?Sized> EvalCtx<'s, S> {
         opts: SelectOptions,
     ) -> Self {
         let mut rng = SmallRng::seed_from_u64(seed);
-        let pool = job.node_pool.as_deref().filter(|p| !p.is_empty()).unwrap_or("default");
-        let source: Vec<NodeIdx> = state.ready_nodes(pool).to_vec();
+        let pool = job
+            .node_pool
+            .as_deref()
+            .filter(|p| !p.is_empty())
+            .unwrap_or("default");
+        let source: &'s [NodeIdx] = state.ready_nodes(pool);
         let n = source.len();
         let mut limit = 2usize;
         if !batch && n > 1 {
@@ -461,7 +463,8 @@ impl<'s, S: SchedState + ?Sized> EvalCtx<'s, S> {
         let ask = self.groups[group].ask;
         let d = self.deltas.entry(idx).or_default();
         d.add.add(&ask);
-        d.ports.extend(chosen.ports.iter().map(|p| (p.network, p.value)));
+        d.ports
+            .extend(chosen.ports.iter().map(|p| (p.network, p.value)));
         for t in &chosen.devices {
             for dev in t {
                 d.devices.extend(dev.device_ids.iter().cloned());
@@ -500,7 +503,10 @@ impl<'s, S: SchedState + ?Sized> EvalCtx<'s, S> {
             Some(1) => true,
             Some(2) => false,
             _ => {
-                let ok = self.datacenters.iter().any(|p| glob_match(p, &node.datacenter));
+                let ok = self
+                    .datacenters
+                    .iter()
+                    .any(|p| glob_match(p, &node.datacenter));
                 if let Some(slot) = self.dc_class_ok.get_mut(class) {
                     *slot = if ok { 1 } else { 2 };
                 }
@@ -584,8 +590,17 @@ impl<'s, S: SchedState + ?Sized> EvalCtx<'s, S> {
 
     /// Assigns device instances for every task of group `g`, or `None` when the node lacks
     /// enough free healthy instances.
-    fn free_devices(&mut self, idx: NodeIdx, node: &Node, g: usize) -> Option<Vec<Vec<AllocatedDevice>>> {
-        let groups = node.node_resources.as_ref().map(|r| r.devices.as_slice()).unwrap_or(&[]);
+    fn free_devices(
+        &mut self,
+        idx: NodeIdx,
+        node: &Node,
+        g: usize,
+    ) -> Option<Vec<Vec<AllocatedDevice>>> {
+        let groups = node
+            .node_resources
+            .as_ref()
+            .map(|r| r.devices.as_slice())
+            .unwrap_or(&[]);
         let mut used: Vec<String> = self
             .state
             .allocs_by_node(idx)
@@ -670,8 +685,9 @@ impl<'s, S: SchedState + ?Sized> EvalCtx<'s, S> {
                 None => {
                     let node = &self.state.nodes()[idx as usize];
                     let allocs = self.state.allocs_by_node(idx);
-                    let built = PortIndex::for_node_with_allocs(node, allocs.iter().map(|a| a.as_ref()))
-                        .map_err(|e| e.dimension())?;
+                    let built =
+                        PortIndex::for_node_with_allocs(node, allocs.iter().map(|a| a.as_ref()))
+                            .map_err(|e| e.dimension())?;
                     let r = built.assign(ask, planned, &mut next);
                     self.port_overrides.insert(idx, built);
                     r
@@ -681,13 +697,52 @@ impl<'s, S: SchedState + ?Sized> EvalCtx<'s, S> {
         result.map_err(|e| e.dimension())
     }
 
+    /// Whether group `g`'s ports can be assigned on node `idx` (no allocation).
+    fn check_ports(&mut self, g: usize, idx: NodeIdx) -> Result<(), &'static str> {
+        let Some(ask) = &self.groups[g].network else {
+            return Ok(());
+        };
+        if ask.reserved_ports.is_empty() && ask.dynamic_ports.is_empty() {
+            return Ok(());
+        }
+        let planned: &[PlannedPort] = self.deltas.get(&idx).map_or(&[], |d| d.ports.as_slice());
+        let r = match self.port_overrides.get(&idx) {
+            Some(p) => p.check(ask, planned),
+            None => match self.state.port_index(idx) {
+                Some(p) => p.check(ask, planned),
+                None => {
+                    let node = &self.state.nodes()[idx as usize];
+                    let allocs = self.state.allocs_by_node(idx);
+                    let built =
+                        PortIndex::for_node_with_allocs(node, allocs.iter().map(|a| a.as_ref()))
+                            .map_err(|e| e.dimension())?;
+                    let r = built.check(ask, planned);
+                    self.port_overrides.insert(idx, built);
+                    r
+                }
+            },
+        };
+        r.map_err(|e| e.dimension())
+    }
+
     /// Scores node `idx` for group `g`, whose ask fits there.
     fn score(&self, g: usize, idx: NodeIdx, node: &Node, used_after: &NodeUsage) -> Ranked {
         let spec = &self.groups[g];
         let cap = self.state.node_capacity(idx);
-        let free = |u: u64, c: u64| if c == 0 { 0.0 } else { 1.0 - u as f64 / c as f64 };
-        let total = 10f64.powf(free(used_after.cpu, cap.cpu)) + 10f64.powf(free(used_after.memory_mb, cap.memory_mb));
-        let fit = if self.spread_algorithm { total - 2.0 } else { 20.0 - total };
+        let free = |u: u64, c: u64| {
+            if c == 0 {
+                0.0
+            } else {
+                1.0 - u as f64 / c as f64
+            }
+        };
+        let total = 10f64.powf(free(used_after.cpu, cap.cpu))
+            + 10f64.powf(free(used_after.memory_mb, cap.memory_mb));
+        let fit = if self.spread_algorithm {
+            total - 2.0
+        } else {
+            20.0 - total
+        };
         let binpack = fit.clamp(0.0, BINPACK_MAX_FIT) / BINPACK_MAX_FIT;
         let mut sum = binpack;
         let mut n = 1.0;
@@ -755,7 +810,11 @@ impl<'s, S: SchedState + ?Sized> EvalCtx<'s, S> {
         if desired == 0.0 {
             return -1.0;
         }
-        let weight = if sum_weight > 0.0 { s.weight / sum_weight } else { 0.0 };
+        let weight = if sum_weight > 0.0 {
+            s.weight / sum_weight
+        } else {
+            0.0
+        };
         (desired - used) / desired * weight
     }
 
@@ -767,7 +826,7 @@ impl<'s, S: SchedState + ?Sized> EvalCtx<'s, S> {
         idx: NodeIdx,
         stats: &mut SelectStats,
         exhausted: &mut Vec<NodeIdx>,
-    ) -> Option<(Ranked, Vec<AssignedPort>, Vec<Vec<AllocatedDevice>>)> {
+    ) -> Option<(Ranked, Vec<Vec<AllocatedDevice>>)> {
         let state = self.state;
         let node = state.nodes().get(idx as usize)?;
         if !self.dc_ok(idx, node) {
@@ -788,9 +847,9 @@ impl<'s, S: SchedState + ?Sized> EvalCtx<'s, S> {
         let mut used = self.proposed(idx);
         used.add(&self.groups[g].ask);
         let cap = state.node_capacity(idx);
-        let verdict = cap.covers(&used).and_then(|()| self.assign_ports(g, idx));
-        let ports = match verdict {
-            Ok(p) => p,
+        let verdict = cap.covers(&used).and_then(|()| self.check_ports(g, idx));
+        match verdict {
+            Ok(()) => {}
             Err(dim) => {
                 stats.exhausted += 1;
                 *stats.dims.entry(dim).or_insert(0) += 1;
@@ -817,7 +876,7 @@ impl<'s, S: SchedState + ?Sized> EvalCtx<'s, S> {
             Vec::new()
         };
         let ranked = self.score(g, idx, node, &used);
-        Some((ranked, ports, devices))
+        Some((ranked, devices))
     }
 
     /// Picks a node for one allocation of group `g`: walks the shuffled node order from
@@ -835,14 +894,18 @@ impl<'s, S: SchedState + ?Sized> EvalCtx<'s, S> {
         let top_k = self.opts.score_meta_top_k;
         let mut stats = SelectStats::default();
         let mut exhausted = Vec::new();
-        let mut best: Option<(Ranked, Vec<AssignedPort>, Vec<Vec<AllocatedDevice>>)> = None;
-        let mut skipped: Vec<(Ranked, Vec<AssignedPort>, Vec<Vec<AllocatedDevice>>)> = Vec::new();
+        let mut best: Option<(Ranked, Vec<Vec<AllocatedDevice>>)> = None;
+        let mut skipped: Vec<(Ranked, Vec<Vec<AllocatedDevice>>)> = Vec::new();
         let mut taken = 0usize;
-        let offer = |opt: (Ranked, Vec<AssignedPort>, Vec<Vec<AllocatedDevice>>),
-                         stats: &mut SelectStats,
-                         best: &mut Option<(Ranked, Vec<AssignedPort>, Vec<Vec<AllocatedDevice>>)>| {
+        let offer = |opt: (Ranked, Vec<Vec<AllocatedDevice>>),
+                     stats: &mut SelectStats,
+                     best: &mut Option<(Ranked, Vec<Vec<AllocatedDevice>>)>| {
             if top_k > 0 {
-                let pos = stats.top.iter().position(|r| r.score < opt.0.score).unwrap_or(stats.top.len());
+                let pos = stats
+                    .top
+                    .iter()
+                    .position(|r| r.score < opt.0.score)
+                    .unwrap_or(stats.top.len());
                 if pos < top_k {
                     stats.top.insert(pos, opt.0.clone());
                     stats.top.truncate(top_k);
@@ -875,12 +938,18 @@ impl<'s, S: SchedState + ?Sized> EvalCtx<'s, S> {
             offer(opt, &mut stats, &mut best);
             taken += 1;
         }
-        let mut chosen = best.map(|(r, ports, devices)| Chosen {
-            idx: r.idx,
-            ports,
-            devices,
-            preempt: Vec::new(),
-        });
+        let mut chosen = None;
+        if let Some((r, devices)) = best {
+            // The check during ranking guarantees the assignment succeeds.
+            if let Ok(ports) = self.assign_ports(g, r.idx) {
+                chosen = Some(Chosen {
+                    idx: r.idx,
+                    ports,
+                    devices,
+                    preempt: Vec::new(),
+                });
+            }
+        }
         if chosen.is_none() && preemption {
             chosen = self.preempt(g, &exhausted);
         }
@@ -889,19 +958,27 @@ impl<'s, S: SchedState + ?Sized> EvalCtx<'s, S> {
     }
 
     /// Checks group `g` on one given node (system jobs): feasible, fits, ports and devices.
-    pub(crate) fn select_on(&mut self, g: usize, idx: NodeIdx, preemption: bool) -> (Option<Chosen>, AllocMetric) {
+    pub(crate) fn select_on(
+        &mut self,
+        g: usize,
+        idx: NodeIdx,
+        preemption: bool,
+    ) -> (Option<Chosen>, AllocMetric) {
         let mut stats = SelectStats::default();
         let mut exhausted = Vec::new();
         let opt = self.consider(g, idx, &mut stats, &mut exhausted);
-        let mut chosen = opt.map(|(r, ports, devices)| {
+        let mut chosen = None;
+        if let Some((r, devices)) = opt {
             stats.top.push(r.clone());
-            Chosen {
-                idx: r.idx,
-                ports,
-                devices,
-                preempt: Vec::new(),
+            if let Ok(ports) = self.assign_ports(g, r.idx) {
+                chosen = Some(Chosen {
+                    idx: r.idx,
+                    ports,
+                    devices,
+                    preempt: Vec::new(),
+                });
             }
-        });
+        }
         if chosen.is_none() && preemption && !exhausted.is_empty() {
             chosen = self.preempt(g, &exhausted);
         }
@@ -933,7 +1010,10 @@ impl<'s, S: SchedState + ?Sized> EvalCtx<'s, S> {
                 .iter()
                 .filter(|a| !a.terminal() && a.job_id != self.job.id)
                 .filter_map(|a| {
-                    let p = self.state.alloc_job(a).map_or(50, |j| j.priority_or_default());
+                    let p = self
+                        .state
+                        .alloc_job(a)
+                        .map_or(50, |j| j.priority_or_default());
                     (p + 10 <= priority).then(|| (p, Arc::clone(a)))
                 })
                 .collect();
@@ -952,7 +1032,8 @@ impl<'s, S: SchedState + ?Sized> EvalCtx<'s, S> {
                 used.sub(&NodeUsage::of_alloc(&v));
                 chosen.push(v);
             }
-            if cap.covers(&used).is_ok() && !chosen.is_empty()
+            if cap.covers(&used).is_ok()
+                && !chosen.is_empty()
                 && best.as_ref().is_none_or(|b| chosen.len() < b.0)
             {
                 best = Some((chosen.len(), idx, chosen));
@@ -989,7 +1070,9 @@ impl<'s, S: SchedState + ?Sized> EvalCtx<'s, S> {
         }
         let state = self.state;
         let nodes = state.nodes();
-        let class_of = |m: &FastMap<u32, u32>| -> Vec<(u32, u32)> { m.iter().map(|(a, b)| (*a, *b)).collect() };
+        let class_of = |m: &FastMap<u32, u32>| -> Vec<(u32, u32)> {
+            m.iter().map(|(a, b)| (*a, *b)).collect()
+        };
         for (class, count) in class_of(&stats.class_filtered) {
             if let Some(node) = self.class_example(class, nodes) {
                 let name = self.class_name(class, node);
@@ -1044,9 +1127,13 @@ impl<'s, S: SchedState + ?Sized> EvalCtx<'s, S> {
     pub(crate) fn nodes_available(&self) -> BTreeMap<String, u32> {
         let mut out = BTreeMap::new();
         let nodes = self.state.nodes();
-        for &i in &self.source {
+        for &i in self.source {
             if let Some(n) = nodes.get(i as usize) {
-                if self.datacenters.iter().any(|p| glob_match(p, &n.datacenter)) {
+                if self
+                    .datacenters
+                    .iter()
+                    .any(|p| glob_match(p, &n.datacenter))
+                {
                     *out.entry(n.datacenter.clone()).or_insert(0) += 1;
                 }
             }
@@ -1061,7 +1148,7 @@ impl<'s, S: SchedState + ?Sized> EvalCtx<'s, S> {
 
     /// The ready nodes considered, in stable order.
     pub(crate) fn source(&self) -> &[NodeIdx] {
-        &self.source
+        self.source
     }
 
     /// Per computed class, whether the group was found eligible (for blocked evaluations).
@@ -1087,7 +1174,11 @@ impl<'s, S: SchedState + ?Sized> EvalCtx<'s, S> {
     /// True when some group has constraints that escape the computed class.
     pub(crate) fn escaped_class(&self) -> bool {
         self.groups.iter().any(|g| {
-            !g.escaped.is_empty() || g.distinct_hosts.is_some() || !g.distinct_props.is_empty() || !g.host_volumes.is_empty() || g.has_devices
+            !g.escaped.is_empty()
+                || g.distinct_hosts.is_some()
+                || !g.distinct_props.is_empty()
+                || !g.host_volumes.is_empty()
+                || g.has_devices
         })
     }
 }
