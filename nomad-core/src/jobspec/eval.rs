@@ -1,7 +1,8 @@
 //! HCL2 evaluation: variables, locals and functions, leaving runtime interpolations verbatim.
 //!
-//! A job file is parsed with `hcl-rs` (through its `hcl-edit` parser, so that `<<-` heredocs can
-//! be dedented the way HCL specifies), then:
+//! A job file is parsed with `hcl-rs`'s `hcl-edit` parser; its templates are taken out of the
+//! syntax tree as parsed (see [`Templates`]) and `<<-` heredocs are dedented the way HCL
+//! specifies. Then:
 //!
 //! 1. top-level `variable`, `variables` and `locals` blocks are taken out; variables are bound
 //!    from their default, `NOMAD_VAR_<name>`, var files and `-var` (lowest to highest), converted
@@ -24,10 +25,14 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, HashSet};
+use std::rc::Rc;
 
-use hcl::edit::template::HeredocTemplate;
-use hcl::edit::visit_mut::{visit_heredoc_template_mut, VisitMut};
-use hcl::edit::Span;
+use hcl::edit::expr::Expression as EditExpression;
+use hcl::edit::template::{HeredocTemplate, Template as EditTemplate};
+use hcl::edit::visit_mut::{
+    visit_expr_mut, visit_heredoc_template_mut, visit_string_template_mut, VisitMut,
+};
+use hcl::edit::{Decorated, Ident, Span};
 use hcl::expr::{
     BinaryOperator, Conditional, Expression, ForExpr, FuncCall, ObjectKey, Operation, TemplateExpr,
     Traversal, TraversalOperator, UnaryOperator,
@@ -72,14 +77,18 @@ const MAX_STRING: usize = 16 << 20;
 /// variables, failed validations, cycles between locals, references to undeclared variables or
 /// locals, unsupported functions, and expressions that cannot be evaluated.
 pub(crate) fn evaluate(src: &str, filename: &str, opts: &ParseOptions) -> Result<Body, Error> {
-    let body = parse_source(src, filename)?;
-    let decls = Declarations::collect(body, opts)?;
-    let vars = bind_variables(&decls.variables, opts)?;
+    let session = Session {
+        opts,
+        templates: Templates::default(),
+    };
+    let body = parse_source(src, filename, &session.templates)?;
+    let decls = Declarations::collect(body, &session)?;
+    let vars = bind_variables(&decls.variables, &session)?;
     let locals = LocalTable::new(decls.locals);
     let ev = Evaluator {
         vars: Some(&vars),
         locals: Some(&locals),
-        opts,
+        session: &session,
         runtime_refs: true,
         depth: Cell::new(0),
     };
@@ -100,45 +109,149 @@ pub(crate) fn evaluate(src: &str, filename: &str, opts: &ParseOptions) -> Result
 // Parsing
 // ---------------------------------------------------------------------------------------------
 
-/// Parses HCL text into a body, fixing the dedenting of `<<-` heredocs on the way.
-fn parse_source(src: &str, filename: &str) -> Result<Body, Error> {
+/// What one evaluation works with: the caller's options and the templates of every text parsed
+/// for it (the job file, var files, `-var` values).
+struct Session<'a> {
+    opts: &'a ParseOptions,
+    templates: Templates,
+}
+
+/// The templates (quoted strings with interpolations or directives, and heredocs) of the parsed
+/// texts, each kept as the parser produced it.
+///
+/// `hcl-rs` turns a template back into text when it converts `hcl-edit`'s syntax tree, and its
+/// encoder (`escape_markers` in `hcl-primitives` 0.1.13) drops the escaping of a `$${` or `%%{`
+/// that follows another `$` or `%`, so the text no longer says what the file said. Instead, each
+/// template is converted element by element and replaced in the tree by a placeholder name no
+/// file can spell (it starts with NUL), which the evaluator looks up here.
+#[derive(Default)]
+struct Templates(RefCell<Vec<Rc<Template>>>);
+
+/// The first character of a placeholder name standing for an entry of [`Templates`].
+const TEMPLATE_MARK: char = '\u{0}';
+
+impl Templates {
+    fn add(&self, template: Template) -> String {
+        let mut all = self.0.borrow_mut();
+        all.push(Rc::new(template));
+        format!("{TEMPLATE_MARK}{}", all.len() - 1)
+    }
+
+    /// The template a placeholder name stands for; `None` for any other name.
+    fn get(&self, name: &str) -> Option<Rc<Template>> {
+        let index: usize = name.strip_prefix(TEMPLATE_MARK)?.parse().ok()?;
+        self.0.borrow().get(index).cloned()
+    }
+}
+
+/// Parses HCL text into a body, taking its templates out into `templates`.
+fn parse_source(src: &str, filename: &str, templates: &Templates) -> Result<Body, Error> {
     let syntax = |message: String| Error::Syntax {
         file: filename.to_string(),
-        message: message.trim().trim_start_matches("--> ").to_string(),
+        message: clean_parse_message(&message),
     };
     let mut body = hcl::edit::parser::parse_body(src).map_err(|e| syntax(e.to_string()))?;
-    let mut dedent = HeredocDedent { src, error: None };
-    dedent.visit_body_mut(&mut body);
-    if let Some(message) = dedent.error {
+    let mut lowering = TemplateLowering {
+        src,
+        templates,
+        error: None,
+    };
+    lowering.visit_body_mut(&mut body);
+    if let Some(message) = lowering.error {
         return Err(syntax(message));
     }
     Ok(Body::from(body))
 }
 
-/// Re-dedents `<<-` heredocs from their source text.
+/// Parses a `-var` or `NOMAD_VAR_` value of a list, map, object or tuple variable.
+fn parse_expression(text: &str, source: &str, session: &Session<'_>) -> Result<Expression, Error> {
+    let syntax = |message: String| Error::Syntax {
+        file: source.to_string(),
+        message: clean_parse_message(&message),
+    };
+    let mut expr = hcl::edit::parser::parse_expr(text).map_err(|e| syntax(e.to_string()))?;
+    let mut lowering = TemplateLowering {
+        src: text,
+        templates: &session.templates,
+        error: None,
+    };
+    lowering.visit_expr_mut(&mut expr);
+    if let Some(message) = lowering.error {
+        return Err(syntax(message));
+    }
+    Ok(Expression::from(expr))
+}
+
+fn clean_parse_message(message: &str) -> String {
+    message.trim().trim_start_matches("--> ").to_string()
+}
+
+/// Replaces every template of an `hcl-edit` tree by a placeholder (see [`Templates`]), and
+/// dedents `<<-` heredocs from their source text.
 ///
 /// HCL removes the smallest indentation of all lines of an indented heredoc, including lines
 /// inside `%{ for }` and `%{ if }` directives; the parser only looks at top-level lines. So the
 /// raw text of each such heredoc is dedented here and parsed again.
-struct HeredocDedent<'a> {
+struct TemplateLowering<'a> {
+    /// The text the tree was parsed from, which its spans point into.
     src: &'a str,
+    templates: &'a Templates,
     error: Option<String>,
 }
 
-impl VisitMut for HeredocDedent<'_> {
-    fn visit_heredoc_template_mut(&mut self, node: &mut HeredocTemplate) {
+impl TemplateLowering<'_> {
+    /// The template of an indented heredoc, parsed again from its dedented source text, with its
+    /// own nested templates lowered. `None` when the heredoc is not indented or its source text
+    /// is not at hand.
+    fn dedented(&mut self, node: &HeredocTemplate) -> Option<EditTemplate> {
         let indented = node
             .span()
             .and_then(|r| self.src.get(r))
             .is_some_and(|text| text.starts_with("<<-"));
-        let raw = node.template.span().and_then(|r| self.src.get(r));
-        match (indented, raw) {
-            (true, Some(raw)) => match hcl::edit::parser::parse_template(&dedent(raw)) {
-                Ok(template) => node.template = template,
-                Err(e) => self.error = Some(e.to_string()),
-            },
-            _ => visit_heredoc_template_mut(self, node),
+        let raw = node.template.span().and_then(|r| self.src.get(r))?;
+        if !indented {
+            return None;
         }
+        let text = dedent(raw);
+        match hcl::edit::parser::parse_template(&text) {
+            Ok(mut template) => {
+                let mut inner = TemplateLowering {
+                    src: &text,
+                    templates: self.templates,
+                    error: None,
+                };
+                inner.visit_template_mut(&mut template);
+                if inner.error.is_some() {
+                    self.error = inner.error;
+                }
+                Some(template)
+            }
+            Err(e) => {
+                self.error = Some(e.to_string());
+                None
+            }
+        }
+    }
+}
+
+impl VisitMut for TemplateLowering<'_> {
+    fn visit_expr_mut(&mut self, node: &mut EditExpression) {
+        let template = match node {
+            EditExpression::StringTemplate(t) => {
+                visit_string_template_mut(self, t);
+                std::mem::take(&mut **t)
+            }
+            EditExpression::HeredocTemplate(h) => match self.dedented(h) {
+                Some(template) => template,
+                None => {
+                    visit_heredoc_template_mut(self, h);
+                    std::mem::take(&mut h.template)
+                }
+            },
+            _ => return visit_expr_mut(self, node),
+        };
+        let name = self.templates.add(Template::from(template));
+        *node = EditExpression::Variable(Decorated::new(Ident::new_unchecked(name)));
     }
 }
 
@@ -263,7 +376,7 @@ struct Declarations {
 }
 
 impl Declarations {
-    fn collect(body: Body, opts: &ParseOptions) -> Result<Declarations, Error> {
+    fn collect(body: Body, session: &Session<'_>) -> Result<Declarations, Error> {
         let mut decls = Declarations {
             variables: Vec::new(),
             locals: Vec::new(),
@@ -273,13 +386,13 @@ impl Declarations {
         for structure in body.into_inner() {
             match structure {
                 Structure::Block(block) if block.identifier.as_str() == "variable" => {
-                    match variable_block(block, opts) {
+                    match variable_block(block, session) {
                         Ok(decl) => decls.add_variable(decl, &mut errors),
                         Err((path, message)) => errors.push(path, message),
                     }
                 }
                 Structure::Block(block) if block.identifier.as_str() == "variables" => {
-                    decls.variables_block(block, opts, &mut errors);
+                    decls.variables_block(block, session, &mut errors);
                 }
                 Structure::Block(block) if block.identifier.as_str() == "locals" => {
                     decls.locals_block(block, &mut errors);
@@ -309,7 +422,7 @@ impl Declarations {
     fn variables_block(
         &mut self,
         block: Block,
-        opts: &ParseOptions,
+        session: &Session<'_>,
         errors: &mut ValidationErrors,
     ) {
         if !block.labels.is_empty() {
@@ -319,7 +432,7 @@ impl Declarations {
             match structure {
                 Structure::Attribute(attr) => {
                     let name = attr.key.as_str().to_string();
-                    match const_eval(&attr.expr, opts) {
+                    match const_eval(&attr.expr, session) {
                         Ok(value) => self.add_variable(
                             VariableDecl {
                                 name,
@@ -371,7 +484,7 @@ fn variable_path(name: &str) -> String {
 }
 
 /// Reads one `variable "name" { ... }` block.
-fn variable_block(block: Block, opts: &ParseOptions) -> Result<VariableDecl, (String, String)> {
+fn variable_block(block: Block, session: &Session<'_>) -> Result<VariableDecl, (String, String)> {
     let name = match block.labels.as_slice() {
         [label] => label.as_str().to_string(),
         _ => {
@@ -396,11 +509,11 @@ fn variable_block(block: Block, opts: &ParseOptions) -> Result<VariableDecl, (St
                     Ok(t) => ty = t,
                     Err(e) => return fail(format!("type: {e}")),
                 },
-                "default" => match const_eval(&attr.expr, opts) {
+                "default" => match const_eval(&attr.expr, session) {
                     Ok(v) => default = Some(v),
                     Err(e) => return fail(format!("default: {e}")),
                 },
-                "description" => match const_eval(&attr.expr, opts) {
+                "description" => match const_eval(&attr.expr, session) {
                     Ok(Value::String(_) | Value::Null) => {}
                     Ok(other) => {
                         return fail(format!(
@@ -410,7 +523,7 @@ fn variable_block(block: Block, opts: &ParseOptions) -> Result<VariableDecl, (St
                     }
                     Err(e) => return fail(format!("description: {e}")),
                 },
-                "sensitive" => match const_eval(&attr.expr, opts).map(|v| to_bool(&v)) {
+                "sensitive" => match const_eval(&attr.expr, session).map(|v| to_bool(&v)) {
                     Ok(Some(_)) => {}
                     Ok(None) => return fail("sensitive: a bool is required".to_string()),
                     Err(e) => return fail(format!("sensitive: {e}")),
@@ -470,11 +583,11 @@ fn variable_block(block: Block, opts: &ParseOptions) -> Result<VariableDecl, (St
 
 /// Evaluates an expression that may call functions but refers to no variables, locals or
 /// runtime values: defaults, var files, `-var` values.
-fn const_eval(expr: &Expression, opts: &ParseOptions) -> Result<Value, String> {
+fn const_eval(expr: &Expression, session: &Session<'_>) -> Result<Value, String> {
     let ev = Evaluator {
         vars: None,
         locals: None,
-        opts,
+        session,
         runtime_refs: false,
         depth: Cell::new(0),
     };
@@ -497,8 +610,9 @@ enum Offered {
 /// the declared type and runs the validation blocks.
 fn bind_variables(
     decls: &[VariableDecl],
-    opts: &ParseOptions,
+    session: &Session<'_>,
 ) -> Result<Map<String, Value>, Error> {
+    let opts = session.opts;
     let mut errors = ValidationErrors::new();
     let mut offered: HashMap<&str, Offered> = HashMap::new();
 
@@ -515,7 +629,7 @@ fn bind_variables(
         }
     }
     for (file, text) in &opts.var_files {
-        for (name, value) in read_var_file(file, text, opts, &mut errors)? {
+        for (name, value) in read_var_file(file, text, session, &mut errors)? {
             match decls.iter().find(|d| d.name == name) {
                 Some(decl) => {
                     offered.insert(
@@ -586,7 +700,7 @@ fn bind_variables(
                 }
             },
             Some(Offered::Text { text, source }) => {
-                match read_text_value(decl, &text, &source, opts)? {
+                match read_text_value(decl, &text, &source, session)? {
                     Ok(v) => v,
                     Err(e) => {
                         errors.push(path, e);
@@ -608,7 +722,7 @@ fn bind_variables(
     let ev = Evaluator {
         vars: Some(&values),
         locals: None,
-        opts,
+        session,
         runtime_refs: false,
         depth: Cell::new(0),
     };
@@ -660,7 +774,7 @@ fn read_text_value(
     decl: &VariableDecl,
     text: &str,
     source: &str,
-    opts: &ParseOptions,
+    session: &Session<'_>,
 ) -> Result<Result<Value, String>, Error> {
     let mismatch = |e: String| format!("invalid value from {source} for type {}: {e}", decl.ty);
     if decl.ty.takes_raw_string() {
@@ -668,30 +782,20 @@ fn read_text_value(
         if direct.is_ok() || matches!(decl.ty, Type::Any | Type::String) {
             return Ok(direct.map_err(mismatch));
         }
-        let as_expression = parse_expression(text, source)
+        let as_expression = parse_expression(text, source, session)
             .ok()
-            .and_then(|expr| const_eval(&expr, opts).ok())
+            .and_then(|expr| const_eval(&expr, session).ok())
             .and_then(|v| decl.ty.convert(v).ok());
         return Ok(match as_expression {
             Some(v) => Ok(v),
             None => direct.map_err(mismatch),
         });
     }
-    let expr = parse_expression(text, source)?;
-    Ok(match const_eval(&expr, opts) {
+    let expr = parse_expression(text, source, session)?;
+    Ok(match const_eval(&expr, session) {
         Ok(v) => decl.ty.convert(v).map_err(mismatch),
         Err(e) => Err(format!("invalid value from {source}: {e}")),
     })
-}
-
-/// Parses a `-var` or `NOMAD_VAR_` value of a list, map, object or tuple variable.
-fn parse_expression(text: &str, source: &str) -> Result<Expression, Error> {
-    hcl::edit::parser::parse_expr(text)
-        .map(Expression::from)
-        .map_err(|e| Error::Syntax {
-            file: source.to_string(),
-            message: e.to_string().trim().trim_start_matches("--> ").to_string(),
-        })
 }
 
 /// Reads a var file: JSON when its name ends in `.json`, HCL otherwise. Only attributes are
@@ -699,7 +803,7 @@ fn parse_expression(text: &str, source: &str) -> Result<Expression, Error> {
 fn read_var_file(
     file: &str,
     text: &str,
-    opts: &ParseOptions,
+    session: &Session<'_>,
     errors: &mut ValidationErrors,
 ) -> Result<Vec<(String, Value)>, Error> {
     if file.ends_with(".json") {
@@ -718,11 +822,11 @@ fn read_var_file(
             }),
         };
     }
-    let body = parse_source(text, file)?;
+    let body = parse_source(text, file, &session.templates)?;
     let mut out = Vec::new();
     for structure in body.into_inner() {
         match structure {
-            Structure::Attribute(attr) => match const_eval(&attr.expr, opts) {
+            Structure::Attribute(attr) => match const_eval(&attr.expr, session) {
                 Ok(v) => out.push((attr.key.as_str().to_string(), v)),
                 Err(e) => errors.push(
                     variable_path(attr.key.as_str()),
@@ -889,7 +993,7 @@ struct Evaluator<'a> {
     vars: Option<&'a Map<String, Value>>,
     /// `None` where locals may not be used (defaults, var files, validations).
     locals: Option<&'a LocalTable>,
-    opts: &'a ParseOptions,
+    session: &'a Session<'a>,
     /// Whether unknown root names are runtime interpolations (in the job) or errors (elsewhere).
     runtime_refs: bool,
     depth: Cell<usize>,
@@ -1292,6 +1396,10 @@ impl<'a> Evaluator<'a> {
         ops: &[TraversalOperator],
         scope: &Scope<'_>,
     ) -> EvalResult<Value> {
+        if let Some(template) = self.session.templates.get(root) {
+            let value = self.eval_template(&template, scope)?;
+            return self.apply_operators(value, ops, scope);
+        }
         if let Some(bound) = scope.lookup(root) {
             return self.apply_operators(bound.clone(), ops, scope);
         }
@@ -1519,7 +1627,7 @@ impl<'a> Evaluator<'a> {
             }
         }
         let env = funcs::FuncEnv {
-            base_dir: self.opts.base_dir.as_deref(),
+            base_dir: self.session.opts.base_dir.as_deref(),
         };
         let result = funcs::call(name, args, &env).map_err(EvalError::soft)?;
         charge(0, &result)?;
@@ -1531,13 +1639,17 @@ impl<'a> Evaluator<'a> {
     fn eval_template_expr(&self, t: &TemplateExpr, scope: &Scope<'_>) -> EvalResult<Value> {
         let template = Template::from_expr(t)
             .map_err(|e| EvalError::soft(format!("invalid template: {e}")))?;
+        self.eval_template(&template, scope)
+    }
+
+    fn eval_template(&self, template: &Template, scope: &Scope<'_>) -> EvalResult<Value> {
         // A template that is only one interpolation yields the interpolated value itself, so
         // "${var.count}" stays a number.
         if let [Element::Interpolation(interp)] = template.elements() {
             return self.eval(&interp.expr, scope);
         }
         let mut out = String::new();
-        self.render(&template, scope, false, false, &mut out)?;
+        self.render(template, scope, false, false, &mut out)?;
         Ok(Value::String(out))
     }
 

@@ -701,6 +701,33 @@ job "web" {
 }
 
 #[test]
+fn doubled_markers_after_a_dollar_or_percent_stay_escaped() {
+    let cases = [
+        (
+            r#""${NOMAD_ALLOC_DIR}$${ $$${x}""#,
+            "${NOMAD_ALLOC_DIR}${ $${x}",
+        ),
+        (
+            r#""${NOMAD_ALLOC_DIR}%%{ %%%{x}""#,
+            "${NOMAD_ALLOC_DIR}%{ %%{x}",
+        ),
+        (
+            r#""${NOMAD_ALLOC_DIR}$${ %$${1 + 1}""#,
+            "${NOMAD_ALLOC_DIR}${ %${1 + 1}",
+        ),
+        (
+            "<<EOT\nrate: $${ 100%$${1 + 1}\nEOT",
+            "rate: ${ 100%${1 + 1}\n",
+        ),
+        ("<<-EOT\n  a $$${b}\n  EOT", "a $${b}\n"),
+        (r#""$$${x}""#, "$${x}"),
+    ];
+    for (written, want) in cases {
+        assert_eq!(eval_expr(written), s(want), "{written}");
+    }
+}
+
+#[test]
 fn interpolating_a_list_is_an_error() {
     assert_eq!(
         expr_error(r#""a${[1]}""#),
