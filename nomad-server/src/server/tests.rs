@@ -1,0 +1,310 @@
+use std::time::Duration;
+
+use nomad_core::structs::{
+    status, AllocatedCpu, AllocatedMemory, AllocatedResources, AllocatedTaskResources, Allocation,
+    Evaluation, Plan,
+};
+
+use super::*;
+use crate::sim::{sim_job, sim_node};
+
+fn config(dir: &std::path::Path) -> ServerConfig {
+    let mut c = ServerConfig::dev(dir);
+    c.http_addr = None;
+    c.num_schedulers = 2;
+    c
+}
+
+const WAIT: Duration = Duration::from_secs(30);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn job_is_placed_through_broker_workers_and_applier() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(config(dir.path())).await.expect("start");
+    server.register_sim_nodes(3).await.expect("nodes");
+    let reg = server
+        .register_job(sim_job("web", 5))
+        .await
+        .expect("register");
+    assert!(!reg.eval_id.is_empty());
+    assert_eq!(server.wait_for_allocs("default", "web", 5, WAIT).await, 5);
+    assert!(server.wait_idle(WAIT).await);
+    let snap = server.snapshot();
+    let eval = snap.eval(&reg.eval_id).expect("eval");
+    assert_eq!(eval.status, status::EVAL_COMPLETE);
+    assert_eq!(
+        snap.job("default", "web").map(|j| j.status.clone()),
+        Some("running".into())
+    );
+    // Stop the job: every allocation is stopped.
+    server
+        .deregister_job("default", "web", false)
+        .await
+        .expect("stop");
+    assert!(server.wait_idle(WAIT).await);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let live = server
+            .snapshot()
+            .job_allocs("default", "web")
+            .iter()
+            .filter(|a| !a.terminal())
+            .count();
+        if live == 0 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "allocations not stopped"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    server.shutdown();
+}
+
+fn sized(id: &str, node: &str, cpu: u64) -> Allocation {
+    let mut tasks = std::collections::BTreeMap::new();
+    tasks.insert(
+        "t".to_string(),
+        AllocatedTaskResources {
+            cpu: AllocatedCpu {
+                cpu_shares: cpu,
+                ..AllocatedCpu::default()
+            },
+            memory: AllocatedMemory {
+                memory_mb: 10,
+                memory_max_mb: 10,
+            },
+            ..AllocatedTaskResources::default()
+        },
+    );
+    Allocation {
+        id: id.into(),
+        namespace: "default".into(),
+        node_id: node.into(),
+        job_id: "manual".into(),
+        task_group: "app".into(),
+        desired_status: status::ALLOC_DESIRED_RUN.into(),
+        client_status: status::ALLOC_CLIENT_PENDING.into(),
+        allocated_resources: Some(AllocatedResources {
+            tasks,
+            ..AllocatedResources::default()
+        }),
+        ..Allocation::default()
+    }
+}
+
+async fn outstanding_eval(server: &Server, id: &str) -> String {
+    server.broker().enqueue(Evaluation {
+        id: id.into(),
+        job_id: format!("job-{id}"),
+        eval_type: "manual".into(),
+        status: "pending".into(),
+        ..Evaluation::default()
+    });
+    let (_, token) = server
+        .broker()
+        .dequeue(&["manual"], Duration::from_secs(1))
+        .await
+        .expect("enabled")
+        .expect("eval");
+    token
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plan_applier_commits_what_fits_and_all_at_once_commits_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(config(dir.path())).await.expect("start");
+    server.register_sim_nodes(2).await.expect("nodes");
+
+    let token = outstanding_eval(&server, "e1").await;
+    let mut plan = Plan {
+        eval_id: "e1".into(),
+        eval_token: token,
+        ..Plan::default()
+    };
+    plan.node_allocation
+        .insert("node-0".into(), vec![sized("fits", "node-0", 1000)]);
+    plan.node_allocation
+        .insert("node-1".into(), vec![sized("too-big", "node-1", 5000)]);
+    let result = server.apply_plan(plan.clone()).await.expect("apply");
+    assert!(result.refresh_index > 0, "a refusal asks for a refresh");
+    assert_eq!(result.node_allocation.len(), 1);
+    assert!(result.node_allocation.contains_key("node-0"));
+    let snap = server.snapshot();
+    assert!(snap.alloc("fits").is_some());
+    assert!(snap.alloc("too-big").is_none());
+
+    // A stale token is refused outright.
+    let mut stale = plan.clone();
+    stale.eval_token = "old".into();
+    assert!(matches!(
+        server.apply_plan(stale).await,
+        Err(ServerError::TokenMismatch(_))
+    ));
+
+    let token = outstanding_eval(&server, "e2").await;
+    let mut plan = Plan {
+        eval_id: "e2".into(),
+        eval_token: token,
+        all_at_once: true,
+        ..Plan::default()
+    };
+    plan.node_allocation
+        .insert("node-0".into(), vec![sized("fits-2", "node-0", 1000)]);
+    plan.node_allocation
+        .insert("node-1".into(), vec![sized("too-big-2", "node-1", 5000)]);
+    let result = server.apply_plan(plan).await.expect("apply");
+    assert!(result.refresh_index > 0);
+    assert!(result.node_allocation.is_empty());
+    assert!(server.snapshot().alloc("fits-2").is_none());
+    server.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missed_heartbeats_mark_node_down_and_allocs_are_replaced() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut c = config(dir.path());
+    c.heartbeat_ttl = Duration::from_millis(300);
+    c.heartbeat_grace = Duration::from_millis(200);
+    c.maintenance_interval = Duration::from_millis(50);
+    let server = Server::start(c).await.expect("start");
+    server.register_sim_nodes(2).await.expect("nodes");
+    server
+        .register_job(sim_job("web", 4))
+        .await
+        .expect("register");
+    assert_eq!(server.wait_for_allocs("default", "web", 4, WAIT).await, 4);
+    // Only node-1 keeps heartbeating.
+    let hb = server.clone();
+    let beat = tokio::spawn(async move {
+        loop {
+            let _ = hb.heartbeat("node-1", None).await;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let snap = server.snapshot();
+        let down = snap
+            .node("node-0")
+            .is_some_and(|n| n.status == status::NODE_DOWN);
+        let live: Vec<_> = snap
+            .job_allocs("default", "web")
+            .iter()
+            .filter(|a| !a.terminal())
+            .cloned()
+            .collect();
+        if down && live.len() == 4 && live.iter().all(|a| a.node_id == "node-1") {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "allocations were not replaced"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    beat.abort();
+    server.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blocked_eval_is_unblocked_when_a_node_joins() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(config(dir.path())).await.expect("start");
+    server.register_node(sim_node(0)).await.expect("node");
+    // 50 x 100 MHz does not fit on one 4000 MHz node.
+    server
+        .register_job(sim_job("big", 50))
+        .await
+        .expect("register");
+    assert!(server.wait_idle(WAIT).await);
+    let placed = server
+        .wait_for_allocs("default", "big", 50, Duration::from_millis(300))
+        .await;
+    assert!(placed < 50);
+    assert_eq!(server.blocked().len(), 1);
+    server.register_node(sim_node(1)).await.expect("node");
+    assert_eq!(server.wait_for_allocs("default", "big", 50, WAIT).await, 50);
+    server.shutdown();
+}
+
+#[test]
+fn restart_after_kill_keeps_jobs_allocs_and_evals() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let before = {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("rt");
+        let snap = rt.block_on(async {
+            let mut c = config(dir.path());
+            c.snapshot_threshold = 7; // exercise snapshot + replay
+            let server = Server::start(c).await.expect("start");
+            server.register_sim_nodes(2).await.expect("nodes");
+            server
+                .register_job(sim_job("web", 3))
+                .await
+                .expect("register");
+            server
+                .register_job(sim_job("api", 2))
+                .await
+                .expect("register");
+            assert_eq!(server.wait_for_allocs("default", "web", 3, WAIT).await, 3);
+            assert_eq!(server.wait_for_allocs("default", "api", 2, WAIT).await, 2);
+            assert!(server.wait_idle(WAIT).await);
+            server.snapshot()
+        });
+        // No shutdown: the runtime and every task are dropped as a kill would.
+        drop(rt);
+        snap
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("rt");
+    rt.block_on(async {
+        let server = Server::start(config(dir.path())).await.expect("restart");
+        let after = server.snapshot();
+        assert!(after.index() >= before.index());
+        for id in ["web", "api"] {
+            let (b, a) = (
+                before.job("default", id).expect("job"),
+                after.job("default", id).expect("job"),
+            );
+            assert_eq!(b.version, a.version);
+            let mut ba: Vec<_> = before
+                .job_allocs("default", id)
+                .iter()
+                .map(|x| x.id.clone())
+                .collect();
+            let mut aa: Vec<_> = after
+                .job_allocs("default", id)
+                .iter()
+                .map(|x| x.id.clone())
+                .collect();
+            ba.sort();
+            aa.sort();
+            assert_eq!(ba, aa);
+        }
+        let mut be: Vec<_> = before
+            .evals()
+            .map(|e| (e.id.clone(), e.status.clone()))
+            .collect();
+        let mut ae: Vec<_> = after
+            .evals()
+            .map(|e| (e.id.clone(), e.status.clone()))
+            .collect();
+        be.sort();
+        ae.sort();
+        assert_eq!(be, ae);
+        assert_eq!(after.node_list().len(), 2);
+        assert!(after
+            .alloc_with_job(&before.job_allocs("default", "web")[0].id)
+            .and_then(|a| a.job)
+            .is_some());
+        server.shutdown();
+    });
+}

@@ -1,0 +1,161 @@
+//! The commands of the replicated log: every change to the state store is one of these,
+//! applied in log order by every server. Applying is deterministic: anything that varies
+//! (times, IDs) is decided by the leader and carried in the command.
+
+use nomad_core::job::Job;
+use nomad_core::structs::{
+    Allocation, Deployment, DeploymentStatusUpdate, DrainStrategy, Evaluation, Node,
+    SchedulerConfiguration, ServiceRegistration,
+};
+use serde::{Deserialize, Serialize};
+
+/// One entry of the replicated log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "Type")]
+pub enum Command {
+    /// Registers a job version and the evaluation it triggers.
+    UpsertJob {
+        /// The job, canonicalized and validated.
+        job: Box<Job>,
+        /// The evaluation to create, if any (none for periodic or parameterized parents).
+        eval: Option<Evaluation>,
+        /// Submission time (Unix nanoseconds).
+        submit_time: i64,
+    },
+    /// Stops (or, with `purge`, removes) a job.
+    DeregisterJob {
+        /// Namespace.
+        namespace: String,
+        /// Job ID.
+        job_id: String,
+        /// Remove the job and its versions instead of marking it stopped.
+        purge: bool,
+        /// The evaluation that stops its allocations.
+        eval: Option<Evaluation>,
+        /// Time of the change (Unix nanoseconds).
+        submit_time: i64,
+    },
+    /// Registers or re-registers a node.
+    UpsertNode {
+        /// The node as its client describes it.
+        node: Box<Node>,
+    },
+    /// Changes a node's status (heartbeat missed, back up).
+    UpdateNodeStatus {
+        /// Node ID.
+        node_id: String,
+        /// New status.
+        status: String,
+        /// Time of the change (Unix nanoseconds).
+        updated_at: i64,
+        /// Evaluations for the jobs affected.
+        evals: Vec<Evaluation>,
+    },
+    /// Starts or stops draining a node.
+    UpdateNodeDrain {
+        /// Node ID.
+        node_id: String,
+        /// The drain, or `None` to stop draining.
+        strategy: Option<DrainStrategy>,
+        /// Make the node eligible again when the drain stops.
+        mark_eligible: bool,
+        /// Time of the change (Unix nanoseconds).
+        updated_at: i64,
+        /// Evaluations for the jobs whose allocations migrate.
+        evals: Vec<Evaluation>,
+    },
+    /// Changes a node's scheduling eligibility.
+    UpdateNodeEligibility {
+        /// Node ID.
+        node_id: String,
+        /// `eligible` or `ineligible`.
+        eligibility: String,
+        /// Time of the change (Unix nanoseconds).
+        updated_at: i64,
+        /// Evaluations created by the change.
+        evals: Vec<Evaluation>,
+    },
+    /// Removes a node.
+    DeleteNode {
+        /// Node ID.
+        node_id: String,
+    },
+    /// Creates or updates evaluations.
+    UpsertEvals {
+        /// The evaluations.
+        evals: Vec<Evaluation>,
+    },
+    /// Commits what the plan applier accepted of a plan.
+    ApplyPlan {
+        /// The evaluation the plan came from.
+        eval_id: String,
+        /// The job version placements run.
+        job: Option<Box<Job>>,
+        /// Allocations stopped, evicted or preempted.
+        stops: Vec<Allocation>,
+        /// Allocations placed or updated in place.
+        placed: Vec<Allocation>,
+        /// A deployment created or updated.
+        deployment: Option<Deployment>,
+        /// Status changes of deployments.
+        deployment_updates: Vec<DeploymentStatusUpdate>,
+        /// Commit time (Unix nanoseconds).
+        time: i64,
+    },
+    /// Allocation status pushed by a client.
+    ClientUpdateAllocs {
+        /// The allocations with their client-side fields.
+        allocs: Vec<Allocation>,
+        /// Evaluations created because allocations failed.
+        evals: Vec<Evaluation>,
+        /// Time of the update (Unix nanoseconds).
+        time: i64,
+    },
+    /// Registers native service instances.
+    UpsertServices {
+        /// The registrations.
+        services: Vec<ServiceRegistration>,
+    },
+    /// Removes native service instances by ID.
+    DeleteServices {
+        /// Namespace.
+        namespace: String,
+        /// Registration IDs.
+        ids: Vec<String>,
+    },
+    /// Removes every native service instance of these allocations.
+    DeleteServicesByAlloc {
+        /// Allocation IDs.
+        alloc_ids: Vec<String>,
+    },
+    /// Replaces the scheduler configuration.
+    SetSchedulerConfig {
+        /// The configuration.
+        config: SchedulerConfiguration,
+    },
+    /// Does nothing: written by a new leader so that it knows its state is current.
+    Noop,
+}
+
+impl Command {
+    /// A short name for logs and metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Command::UpsertJob { .. } => "upsert_job",
+            Command::DeregisterJob { .. } => "deregister_job",
+            Command::UpsertNode { .. } => "upsert_node",
+            Command::UpdateNodeStatus { .. } => "update_node_status",
+            Command::UpdateNodeDrain { .. } => "update_node_drain",
+            Command::UpdateNodeEligibility { .. } => "update_node_eligibility",
+            Command::DeleteNode { .. } => "delete_node",
+            Command::UpsertEvals { .. } => "upsert_evals",
+            Command::ApplyPlan { .. } => "apply_plan",
+            Command::ClientUpdateAllocs { .. } => "client_update_allocs",
+            Command::UpsertServices { .. } => "upsert_services",
+            Command::DeleteServices { .. } => "delete_services",
+            Command::DeleteServicesByAlloc { .. } => "delete_services_by_alloc",
+            Command::SetSchedulerConfig { .. } => "set_scheduler_config",
+            Command::Noop => "noop",
+        }
+    }
+}

@@ -1,0 +1,192 @@
+use std::sync::Arc;
+use std::time::Duration;
+
+use nomad_core::structs::{status, Allocation, Evaluation};
+use nomad_sched::SchedState;
+
+use super::*;
+use crate::sim::{sim_job, sim_node};
+
+fn alloc(id: &str, node: &str, job: &str) -> Allocation {
+    Allocation {
+        id: id.into(),
+        namespace: "default".into(),
+        node_id: node.into(),
+        job_id: job.into(),
+        task_group: "app".into(),
+        desired_status: status::ALLOC_DESIRED_RUN.into(),
+        client_status: status::ALLOC_CLIENT_PENDING.into(),
+        ..Allocation::default()
+    }
+}
+
+fn place(store: &StateStore, index: u64, allocs: Vec<Allocation>) {
+    store.apply_batch(&[(
+        index,
+        Command::ApplyPlan {
+            eval_id: "e".into(),
+            job: None,
+            stops: vec![],
+            placed: allocs,
+            deployment: None,
+            deployment_updates: vec![],
+            time: 1,
+        },
+    )]);
+}
+
+#[test]
+fn snapshots_are_isolated_from_later_writes() {
+    let store = StateStore::new();
+    store.apply_batch(&[(
+        1,
+        Command::UpsertNode {
+            node: Box::new(sim_node(0)),
+        },
+    )]);
+    place(&store, 2, vec![alloc("a1", "node-0", "web")]);
+    let snap = store.snapshot();
+    place(&store, 3, vec![alloc("a2", "node-0", "web")]);
+    store.apply_batch(&[(
+        4,
+        Command::UpsertNode {
+            node: Box::new(sim_node(1)),
+        },
+    )]);
+    assert_eq!(snap.index(), 2);
+    assert_eq!(snap.allocs_by_job("default", "web").len(), 1);
+    assert_eq!(snap.allocs_by_node(0).len(), 1);
+    assert_eq!(SchedState::nodes(&snap).len(), 1);
+    let now = store.snapshot();
+    assert_eq!(now.allocs_by_job("default", "web").len(), 2);
+    assert_eq!(now.allocs_by_node(0).len(), 2);
+    assert_eq!(SchedState::nodes(&now).len(), 2);
+    assert_eq!(now.ready_nodes("default").len(), 2);
+    assert_eq!(now.table_index(Table::Allocs), 3);
+    assert_eq!(now.table_index(Table::Nodes), 4);
+}
+
+#[test]
+fn job_versions_bump_only_on_change() {
+    let store = StateStore::new();
+    let job = sim_job("web", 2);
+    let up = |i, j: &nomad_core::job::Job| {
+        store.apply_batch(&[(
+            i,
+            Command::UpsertJob {
+                job: Box::new(j.clone()),
+                eval: None,
+                submit_time: 5,
+            },
+        )]);
+    };
+    up(1, &job);
+    up(2, &job);
+    let mut j2 = job.clone();
+    j2.task_groups[0].count = Some(3);
+    up(3, &j2);
+    let snap = store.snapshot();
+    let cur = snap.job("default", "web").expect("job");
+    assert_eq!(cur.version, Some(1));
+    assert_eq!(cur.create_index, Some(1));
+    assert_eq!(cur.job_modify_index, Some(3));
+    let versions = snap.job_versions("default", "web");
+    assert_eq!(versions.len(), 2);
+    assert_eq!(versions[0].version, Some(1));
+    assert_eq!(versions[1].version, Some(0));
+}
+
+#[tokio::test]
+async fn blocking_watch_wakes_on_change_of_its_table() {
+    let store = Arc::new(StateStore::new());
+    store.apply_batch(&[(
+        1,
+        Command::UpsertNode {
+            node: Box::new(sim_node(0)),
+        },
+    )]);
+    let s2 = Arc::clone(&store);
+    let waiter = tokio::spawn(async move {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        s2.watch_tables(&[Table::Evals], 1, deadline).await.index()
+    });
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    // A write to another table does not count.
+    store.apply_batch(&[(
+        2,
+        Command::UpsertNode {
+            node: Box::new(sim_node(1)),
+        },
+    )]);
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert!(!waiter.is_finished());
+    store.apply_batch(&[(
+        3,
+        Command::UpsertEvals {
+            evals: vec![Evaluation {
+                id: "e1".into(),
+                job_id: "web".into(),
+                ..Evaluation::default()
+            }],
+        },
+    )]);
+    assert_eq!(waiter.await.expect("join"), 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn blocking_watch_returns_at_deadline() {
+    let store = StateStore::new();
+    store.apply_batch(&[(1, Command::Noop)]);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let snap = store.watch_tables(&[Table::Jobs], 7, deadline).await;
+    assert_eq!(snap.index(), 1);
+}
+
+#[test]
+fn persisted_state_round_trips() {
+    let store = StateStore::new();
+    let job = sim_job("web", 1);
+    store.apply_batch(&[
+        (
+            1,
+            Command::UpsertNode {
+                node: Box::new(sim_node(0)),
+            },
+        ),
+        (
+            2,
+            Command::UpsertJob {
+                job: Box::new(job.clone()),
+                eval: None,
+                submit_time: 1,
+            },
+        ),
+    ]);
+    store.apply_batch(&[(
+        3,
+        Command::ApplyPlan {
+            eval_id: "e".into(),
+            job: Some(Box::new(
+                (*store.snapshot().job("default", "web").expect("job")).clone(),
+            )),
+            stops: vec![],
+            placed: vec![alloc("a1", "node-0", "web")],
+            deployment: None,
+            deployment_updates: vec![],
+            time: 1,
+        },
+    )]);
+    let p = store.snapshot().to_persisted();
+    let text = serde_json::to_string(&p).expect("serialize");
+    let back: PersistedState = serde_json::from_str(&text).expect("parse");
+    let data = StateData::from_persisted(back);
+    assert_eq!(data.index(), 3);
+    assert!(data.job("default", "web").is_some());
+    assert_eq!(data.node_allocs("node-0").len(), 1);
+    let a = data.alloc_with_job("a1").expect("alloc");
+    assert_eq!(a.job.map(|j| j.id), Some("web".to_string()));
+    assert_eq!(
+        data.job("default", "web").map(|j| j.status.clone()),
+        Some("running".into())
+    );
+}
