@@ -386,6 +386,37 @@ pub(crate) fn reconcile(input: ReconcileInput<'_>, allocs: &[AllocView]) -> Reco
             out.followups.push(Followup { wait_until, allocs });
         }
 
+        // Canaries of the current deployment do not count until promoted; once promoted,
+        // each takes the place of the old allocation with its name.
+        let dstate = current_deployment.and_then(|d| d.task_groups.get(&tg.name));
+        let promoted = dstate.is_some_and(|s| s.promoted);
+        let is_canary = |v: &AllocView| {
+            v.alloc.deployment_status.as_ref().is_some_and(|s| s.canary)
+                && current_deployment.is_some_and(|d| d.id == v.alloc.deployment_id)
+        };
+        let (canaries, rest): (Vec<&AllocView>, Vec<&AllocView>) =
+            keep.into_iter().partition(|v| is_canary(v));
+        keep = rest;
+        if promoted {
+            for c in &canaries {
+                let old = keep.iter().position(|v| {
+                    v.alloc.name == c.alloc.name
+                        && v.job
+                            .as_ref()
+                            .is_some_and(|j| j.version.unwrap_or(0) != version)
+                });
+                if let Some(pos) = old {
+                    let v = keep.remove(pos);
+                    out.stop.push(Stop {
+                        alloc: Arc::clone(&v.alloc),
+                        desc: desc::NOT_NEEDED,
+                        client_status: None,
+                    });
+                }
+            }
+            keep.extend(canaries.iter().copied());
+        }
+
         // Too many: stop the highest names first, migrating ones before healthy ones.
         let live = keep.len() + migrate.len() + names.len() + replacements.len();
         if live > count {
@@ -459,8 +490,6 @@ pub(crate) fn reconcile(input: ReconcileInput<'_>, allocs: &[AllocView]) -> Reco
         }
 
         // Canaries and max_parallel when the group is deployed.
-        let dstate = current_deployment.and_then(|d| d.task_groups.get(&tg.name));
-        let promoted = dstate.is_some_and(|s| s.promoted);
         let canaries_wanted = update.and_then(|u| u.canary).unwrap_or(0).max(0) as usize;
         let mut canary_places = 0;
         let mut destructive_limit = destructive.len();
