@@ -54,8 +54,29 @@
 //! # }
 //! ```
 
+mod alloc_runner;
+mod client;
 mod driver;
+mod driver_set;
+pub mod events;
+mod fingerprint;
+pub mod hooks;
 mod logs;
+mod restart;
+mod state;
+mod task_runner;
 
 pub use driver::{DockerConfig, DockerDriver, MockDriver, MockHost, RawExecConfig, RawExecDriver};
 pub use logs::RotatingLog;
+
+pub use alloc_runner::{client_status, AllocHandle, AllocHookFactory, TaskHookFactory};
+pub use client::{Client, ClientBuilder, ClientError};
+pub use driver_set::DriverSet;
+pub use fingerprint::{fingerprint_node, NodeSettings};
+pub use hooks::{
+    AllocHook, ErrorPolicy, HookError, Phase, PrestartResponse, TaskHook, ALLOC_HOOK_ORDER,
+    TASK_HOOK_ORDER,
+};
+pub use restart::{RestartDecision, RestartMode, RestartSettings, RestartTracker};
+pub use state::{LocalTaskState, StateError, StateStore};
+pub use task_runner::TaskControl;

@@ -1,0 +1,84 @@
+//! The network hook: host mode with static and dynamic ports.
+
+use nomad_core::driver::PortMapping;
+use nomad_core::structs::{Allocation, Node};
+
+use super::{AllocContext, AllocHook, HookError, Named, PrerunResponse};
+
+/// Gives the tasks the allocation's ports on the node's address (host mode). Bridge and CNI
+/// modes are refused until the client can build network namespaces.
+#[derive(Debug, Default)]
+pub(crate) struct NetworkHook;
+
+impl Named for NetworkHook {
+    fn name(&self) -> &str {
+        "network"
+    }
+}
+
+/// The address ports are bound on: the node's first network address, else loopback.
+pub(crate) fn node_address(node: &Node) -> String {
+    node.node_resources
+        .as_ref()
+        .and_then(|r| r.networks.iter().find(|n| !n.ip.is_empty()))
+        .map(|n| n.ip.clone())
+        .unwrap_or_else(|| "127.0.0.1".into())
+}
+
+/// The allocation's host ports (static and dynamic), each on its assigned address or the
+/// node's.
+pub(crate) fn host_ports(alloc: &Allocation, node: &Node) -> Result<Vec<PortMapping>, String> {
+    let Some(resources) = &alloc.allocated_resources else {
+        return Ok(Vec::new());
+    };
+    let fallback = node_address(node);
+    for network in &resources.shared.networks {
+        if !network.mode.is_empty() && network.mode != "host" {
+            return Err(format!(
+                "network mode {:?} is not supported by this client (host mode only)",
+                network.mode
+            ));
+        }
+    }
+    let mut ports: Vec<PortMapping> = resources
+        .shared
+        .ports
+        .iter()
+        .map(|p| PortMapping {
+            label: p.label.clone(),
+            value: p.value,
+            to: u16::try_from(p.to).unwrap_or(0),
+            host_ip: if p.host_ip.is_empty() {
+                fallback.clone()
+            } else {
+                p.host_ip.clone()
+            },
+        })
+        .collect();
+    for network in &resources.shared.networks {
+        for port in network.ports() {
+            if ports.iter().any(|p| p.label == port.label) {
+                continue;
+            }
+            ports.push(PortMapping {
+                label: port.label.clone(),
+                value: port.value,
+                to: u16::try_from(port.to).unwrap_or(0),
+                host_ip: if network.ip.is_empty() {
+                    fallback.clone()
+                } else {
+                    network.ip.clone()
+                },
+            });
+        }
+    }
+    Ok(ports)
+}
+
+#[async_trait::async_trait]
+impl AllocHook for NetworkHook {
+    async fn prerun(&self, ctx: &AllocContext) -> Result<PrerunResponse, HookError> {
+        let ports = host_ports(&ctx.alloc, &ctx.node).map_err(HookError::fatal)?;
+        Ok(PrerunResponse { ports })
+    }
+}
