@@ -167,8 +167,15 @@ impl TaskRunner {
         format!("{}/{}", self.alloc.id, self.task.name)
     }
 
+    /// Persists the task's state, then shows it to observers: what they see has been
+    /// saved, so an agent killed right after it recovers the same thing.
     async fn publish(&mut self) {
         let name = self.task.name.clone();
+        if let Some(store) = &self.store {
+            if let Err(e) = store.put_task(&self.alloc.id, &name, &self.local).await {
+                tracing::warn!(task = %self.scope(), error = %e, "persisting task state failed");
+            }
+        }
         let handle = self.local.handle.clone();
         self.handles.send_modify(|m| {
             m.insert(name.clone(), handle);
@@ -177,11 +184,6 @@ impl TaskRunner {
         self.states.send_modify(|m| {
             m.insert(name.clone(), state);
         });
-        if let Some(store) = &self.store {
-            if let Err(e) = store.put_task(&self.alloc.id, &name, &self.local).await {
-                tracing::warn!(task = %self.scope(), error = %e, "persisting task state failed");
-            }
-        }
     }
 
     async fn emit(&mut self, event: TaskEvent) {
