@@ -28,14 +28,16 @@ impl Server {
         let deadline = tokio::time::Instant::now() + timeout;
         let mut seen = 0;
         loop {
+            let now = tokio::time::Instant::now();
             let snap = self
                 .state()
                 .watch_tables(
                     &[crate::Table::Allocs],
-                    seen as u64,
-                    deadline.min(tokio::time::Instant::now() + Duration::from_millis(250)),
+                    seen,
+                    deadline.min(now + Duration::from_millis(250)),
                 )
                 .await;
+            seen = snap.table_index(crate::Table::Allocs).max(1);
             let live = snap
                 .job_allocs(namespace, job_id)
                 .iter()
@@ -44,7 +46,6 @@ impl Server {
             if live >= count || tokio::time::Instant::now() >= deadline {
                 return live;
             }
-            seen = 0;
         }
     }
 
