@@ -11,6 +11,32 @@
 //!
 //! and [`RotatingLog`], the log files with Nomad's rotation (`<task>.stdout.0`, `.1`, ...).
 //!
+//! # The agent
+//!
+//! [`ClientBuilder`] puts a client together: drivers (a driver that fingerprints as
+//! undetected, such as a disabled `raw_exec`, is refused to every task), a service provider
+//! ([`nomad_discovery::ServiceProvider`]), a `redb` state directory and embedders' hooks.
+//! [`Client::run_alloc`] runs an allocation without any server and returns an
+//! [`AllocHandle`] that reports task states and events as Nomad names them
+//! ([`events`]); [`Client::restore`] re-attaches to the tasks of a previous agent.
+//!
+//! Each allocation runs its alloc hooks ([`ALLOC_HOOK_ORDER`]) and one task runner per task;
+//! each task runner runs its task hooks ([`TASK_HOOK_ORDER`]), starts the task through its
+//! driver and applies the restart policy ([`RestartTracker`]). The lifecycle coordinator
+//! starts prestart tasks first, main tasks once the prestart ephemeral tasks completed and
+//! the prestart sidecars run, poststart tasks once the main tasks started, and poststop
+//! tasks once the main tasks are dead; a failed task or a dead leader stops the others.
+//!
+//! Hooks implement [`AllocHook`] / [`TaskHook`]; one phase runner applies each phase's
+//! error policy ([`Phase::policy`]):
+//!
+//! | runner | phase | on a hook's error |
+//! |---|---|---|
+//! | alloc | `prerun`, `postrun` | fail fast |
+//! | alloc | `update`, `pre_kill`, `destroy`, `shutdown` | run all, errors gathered |
+//! | task | `prestart` | fail fast (restarted if recoverable) |
+//! | task | `poststart`, `pre_kill`, `exited`, `update`, `stop` | run all, errors gathered |
+//!
 //! # Example
 //!
 //! Run a command with `raw_exec` and read its output:
