@@ -136,6 +136,7 @@ enum AllocCommand {
     Kill,
     Update(Arc<Allocation>),
     Shutdown,
+    Destroy(tokio::sync::oneshot::Sender<()>),
 }
 
 /// A running allocation: its task states, events and controls.
@@ -200,6 +201,15 @@ impl AllocHandle {
         let _ = self.commands.send(AllocCommand::Shutdown);
     }
 
+    /// Kills the allocation if it runs, then runs the destroy hooks (the allocation's
+    /// directory is removed) and forgets its persisted state. Returns once done.
+    pub async fn destroy(&self) {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        if self.commands.send(AllocCommand::Destroy(tx)).is_ok() {
+            let _ = rx.await;
+        }
+    }
+
     /// Waits until every task is dead and the postrun hooks ran (or the runner shut down).
     pub async fn wait(&self) {
         let mut done = self.done.clone();
@@ -252,9 +262,15 @@ impl AllocRunner {
         };
         let runner_states = handle.states.clone();
         tokio::spawn(async move {
-            self.run(states_tx, runner_states, handles_tx, events, commands_rx)
-                .await;
-            done_tx.send_replace(true);
+            self.run(
+                states_tx,
+                runner_states,
+                handles_tx,
+                events,
+                commands_rx,
+                done_tx,
+            )
+            .await;
         });
         handle
     }
@@ -266,6 +282,7 @@ impl AllocRunner {
         handles_tx: watch::Sender<BTreeMap<String, Option<TaskHandle>>>,
         events: broadcast::Sender<(String, TaskEvent)>,
         mut commands: mpsc::UnboundedReceiver<AllocCommand>,
+        done: watch::Sender<bool>,
     ) {
         let alloc = self.alloc.clone();
         let scope = alloc.id.clone();
@@ -313,6 +330,8 @@ impl AllocRunner {
                     let _ = store.put_task(&alloc.id, &task.name, &local).await;
                 }
             }
+            done.send_replace(true);
+            self.serve_destroy(&ctx, &hooks, commands, None).await;
             return;
         }
 
@@ -355,6 +374,8 @@ impl AllocRunner {
         let mut coordinator = Coordinator::default();
         let mut stopping = false;
         let mut shutdown = false;
+        let mut commands_open = true;
+        let mut destroy: Option<tokio::sync::oneshot::Sender<()>> = None;
         loop {
             let snapshot = states.borrow_and_update().clone();
             if snapshot.len() == slots.len() && snapshot.values().all(|s| s.state == TASK_DEAD) {
@@ -367,13 +388,19 @@ impl AllocRunner {
                         break;
                     }
                 }
-                cmd = commands.recv() => match cmd {
-                    Some(AllocCommand::Kill) | None if !stopping => {
-                        stopping = true;
-                        let _ = run_phase(Phase::AllocPreKill, &scope, &hooks, |h: Arc<dyn AllocHook>| {
-                            let ctx = &ctx;
-                            async move { h.pre_kill(ctx).await }
-                        }).await;
+                cmd = commands.recv(), if commands_open => match cmd {
+                    Some(AllocCommand::Kill) => {
+                        if !stopping {
+                            stopping = true;
+                            self.pre_kill(&ctx, &hooks).await;
+                        }
+                    }
+                    Some(AllocCommand::Destroy(reply)) => {
+                        destroy = Some(reply);
+                        if !stopping {
+                            stopping = true;
+                            self.pre_kill(&ctx, &hooks).await;
+                        }
                     }
                     Some(AllocCommand::Update(new)) => {
                         let ctx2 = AllocContext { alloc: new.clone(), ..ctx.clone() };
@@ -389,12 +416,8 @@ impl AllocRunner {
                         shutdown = true;
                         break;
                     }
-                    _ => {
-                        // Killed already, and no handle is left to send more.
-                        if commands.is_closed() {
-                            std::future::pending::<()>().await;
-                        }
-                    }
+                    // Every handle is gone: the allocation keeps running to its end.
+                    None => commands_open = false,
                 }
             }
         }
@@ -407,6 +430,7 @@ impl AllocRunner {
                 async move { h.shutdown(ctx).await }
             })
             .await;
+            done.send_replace(true);
             return;
         }
         let _ = run_phase(Phase::Postrun, &scope, &hooks, |h: Arc<dyn AllocHook>| {
@@ -414,6 +438,51 @@ impl AllocRunner {
             async move { h.postrun(ctx).await }
         })
         .await;
+        done.send_replace(true);
+        self.serve_destroy(&ctx, &hooks, commands, destroy).await;
+    }
+
+    async fn pre_kill(&self, ctx: &AllocContext, hooks: &[Arc<dyn AllocHook>]) {
+        let _ = run_phase(
+            Phase::AllocPreKill,
+            &ctx.alloc.id,
+            hooks,
+            |h: Arc<dyn AllocHook>| async move { h.pre_kill(ctx).await },
+        )
+        .await;
+    }
+
+    /// After the allocation ended: waits for a destroy request (unless one came already),
+    /// then runs the destroy hooks and drops the persisted state.
+    async fn serve_destroy(
+        &self,
+        ctx: &AllocContext,
+        hooks: &[Arc<dyn AllocHook>],
+        mut commands: mpsc::UnboundedReceiver<AllocCommand>,
+        mut destroy: Option<tokio::sync::oneshot::Sender<()>>,
+    ) {
+        while destroy.is_none() {
+            match commands.recv().await {
+                Some(AllocCommand::Destroy(reply)) => destroy = Some(reply),
+                Some(_) => {}
+                None => return,
+            }
+        }
+        let _ = run_phase(
+            Phase::Destroy,
+            &ctx.alloc.id,
+            hooks,
+            |h: Arc<dyn AllocHook>| async move { h.destroy(ctx).await },
+        )
+        .await;
+        if let Some(store) = &self.shared.store {
+            if let Err(e) = store.delete_alloc(&ctx.alloc.id).await {
+                tracing::warn!(alloc = %ctx.alloc.id, error = %e, "forgetting the allocation failed");
+            }
+        }
+        if let Some(reply) = destroy {
+            let _ = reply.send(());
+        }
     }
 }
 

@@ -253,19 +253,13 @@ impl Client {
         self.lock().get(id).cloned()
     }
 
-    /// Forgets a finished allocation: its directory and state are removed.
-    ///
-    /// # Errors
-    ///
-    /// When the state cannot be written.
-    pub async fn remove_alloc(&self, id: &str) -> Result<(), ClientError> {
-        self.lock().remove(id);
-        let dir = self.shared.alloc_root.join(id);
-        let _ = tokio::fs::remove_dir_all(&dir).await;
-        if let Some(store) = &self.shared.store {
-            store.delete_alloc(id).await?;
+    /// Destroys allocation `id`: kills it if it runs, runs its destroy hooks (its
+    /// directory is removed) and forgets its persisted state.
+    pub async fn remove_alloc(&self, id: &str) {
+        let handle = self.lock().remove(id);
+        if let Some(handle) = handle {
+            handle.destroy().await;
         }
-        Ok(())
     }
 
     /// Stops every runner and leaves the tasks running, for a later client to restore.

@@ -251,6 +251,31 @@ async fn a_failing_prestart_keeps_the_main_task_from_starting() {
     assert!(states["main"].started_at.is_none());
     assert!(!dir.path().join("alloc/badinit/alloc/main-ran").exists());
     assert_eq!(handle.client_status().0, "failed");
+
+    // Destroying the allocation removes its directory.
+    // Nomad's alloc dir layout, with its permissions.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &str| {
+        std::fs::metadata(dir.path().join("alloc/badinit").join(p))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o7777
+    };
+    for shared in [
+        "alloc",
+        "alloc/logs",
+        "alloc/data",
+        "alloc/tmp",
+        "init/local",
+        "init/tmp",
+    ] {
+        assert_eq!(mode(shared), 0o777, "{shared}");
+    }
+    assert_eq!(mode("init/secrets"), 0o700);
+    client.remove_alloc("badinit").await;
+    assert!(!dir.path().join("alloc/badinit").exists());
+    assert!(client.alloc("badinit").is_none());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
