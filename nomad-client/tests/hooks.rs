@@ -337,3 +337,64 @@ async fn finished_hooks_are_not_run_again_after_an_agent_restart() {
     within("the stop", restored[0].wait()).await;
     assert_eq!(host.running(), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_template_with_change_mode_signal_signals_the_task() {
+    let dir = tempfile::tempdir().unwrap();
+    let provider = Arc::new(InMemoryProvider::new());
+    let client = ClientBuilder::new(dir.path().join("alloc"))
+        .driver(Arc::new(RawExecDriver::enabled()))
+        .service_provider(provider.clone())
+        .build()
+        .await
+        .unwrap();
+    let mut task = sh(
+        "web",
+        "trap 'cat \"$NOMAD_TASK_DIR/peers\" >> \"$NOMAD_TASK_DIR/reloads\"' HUP; \
+         touch \"$NOMAD_TASK_DIR/up\"; while :; do sleep 0.05; done",
+    );
+    task.templates = vec![Template {
+        dest_path: "local/peers".into(),
+        embedded_tmpl: "{{ range nomadService \"peer\" }}{{ .Port }}{{ end }}\n".into(),
+        change_mode: "signal".into(),
+        change_signal: "SIGHUP".into(),
+        perms: "644".into(),
+        ..Template::default()
+    }];
+    let handle = client
+        .run_alloc(alloc("sig", "service", vec![task]))
+        .unwrap();
+    let task_dir = dir.path().join("alloc/sig/web/local");
+    within("the task", async {
+        while !task_dir.join("up").exists() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    provider
+        .register(ServiceRegistration {
+            id: "peer-1".into(),
+            service_name: "peer".into(),
+            port: 7001,
+            ..ServiceRegistration::default()
+        })
+        .await
+        .unwrap();
+    within("the reload", async {
+        while std::fs::read_to_string(task_dir.join("reloads")).unwrap_or_default() != "7001\n" {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    let web = handle.task_states()["web"].clone();
+    assert!(web.events.iter().any(|e| e.event_type == "Signaling"));
+    assert_eq!(
+        web.events
+            .iter()
+            .filter(|e| e.event_type == "Started")
+            .count(),
+        1
+    );
+    handle.kill();
+    within("the stop", handle.wait()).await;
+}

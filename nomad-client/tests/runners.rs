@@ -613,6 +613,11 @@ async fn template_and_artifact_destinations_cannot_escape_the_task_dir() {
 
     // Inside the task dir, templates render and `env = true` feeds the environment.
     let mut ok = sh("web", "echo \"$GREETING\" > \"$NOMAD_TASK_DIR/greeting\"");
+    ok.artifacts = vec![TaskArtifact {
+        getter_source: "file:///etc/hostname".into(),
+        relative_dest: "local/fetched".into(),
+        ..TaskArtifact::default()
+    }];
     ok.templates = vec![
         template("local/conf.txt"),
         Template {
@@ -639,6 +644,10 @@ async fn template_and_artifact_destinations_cannot_escape_the_task_dir() {
     assert_eq!(
         std::fs::read_to_string(task_dir.join("local/greeting")).unwrap(),
         "hello-job-tmplok.group[0]\n"
+    );
+    assert_eq!(
+        std::fs::read(task_dir.join("local/fetched/hostname")).unwrap(),
+        std::fs::read("/etc/hostname").unwrap()
     );
 }
 
@@ -680,4 +689,62 @@ async fn a_disabled_driver_cannot_be_used_by_any_job() {
         .any(|e| e.display_message.contains("not enabled")));
     assert!(!marker.exists());
     assert_eq!(handle.client_status().0, "failed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_uses_the_kill_signal_then_kills_after_the_kill_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let client = client(dir.path()).await;
+    // Exits on its kill signal (SIGINT), after writing down which signal came.
+    let mut polite = sh(
+        "polite",
+        "trap 'echo INT > \"$NOMAD_ALLOC_DIR/polite\"; exit 0' INT; trap '' TERM; \
+         echo up > \"$NOMAD_ALLOC_DIR/polite-up\"; while :; do sleep 0.05; done",
+    );
+    polite.kill_signal = "SIGINT".into();
+    // Ignores every catchable signal: killed once its kill timeout is over.
+    let mut stubborn = sh(
+        "stubborn",
+        "trap '' INT TERM HUP; echo up > \"$NOMAD_ALLOC_DIR/stubborn-up\"; \
+         while :; do sleep 0.05; done",
+    );
+    stubborn.kill_timeout = Some(JobDuration::from_millis(500));
+    let handle = client
+        .run_alloc(alloc(
+            "kill",
+            "service",
+            vec![polite, stubborn],
+            no_restarts(),
+        ))
+        .unwrap();
+    let alloc_dir = dir.path().join("alloc/kill/alloc");
+    within("both up", async {
+        while !(alloc_dir.join("polite-up").exists() && alloc_dir.join("stubborn-up").exists()) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    handle.kill();
+    within("the stop", handle.wait()).await;
+    let states = handle.task_states();
+    assert_eq!(
+        std::fs::read_to_string(alloc_dir.join("polite")).unwrap(),
+        "INT\n"
+    );
+    let polite = &states["polite"].events;
+    let terminated = polite
+        .iter()
+        .find(|e| e.event_type == "Terminated")
+        .unwrap();
+    assert_eq!((terminated.exit_code, terminated.signal), (0, 0));
+    let stubborn = &states["stubborn"].events;
+    let killing = stubborn.iter().find(|e| e.event_type == "Killing").unwrap();
+    assert_eq!(killing.kill_timeout, JobDuration::from_millis(500));
+    let terminated = stubborn
+        .iter()
+        .find(|e| e.event_type == "Terminated")
+        .unwrap();
+    assert_eq!(terminated.signal, 9, "{terminated:?}");
+    assert_eq!(stubborn.last().unwrap().event_type, "Killed");
+    assert!(states.values().all(|s| s.state == "dead" && !s.failed));
 }

@@ -82,3 +82,63 @@ impl AllocHook for NetworkHook {
         Ok(PrerunResponse { ports })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nomad_core::job::{NetworkResource, Port};
+    use nomad_core::structs::{AllocatedResources, AllocatedSharedResources};
+
+    fn alloc_with(network: NetworkResource) -> Allocation {
+        Allocation {
+            allocated_resources: Some(AllocatedResources {
+                shared: AllocatedSharedResources {
+                    networks: vec![network],
+                    ..AllocatedSharedResources::default()
+                },
+                ..AllocatedResources::default()
+            }),
+            ..Allocation::default()
+        }
+    }
+
+    #[test]
+    fn host_mode_gives_static_and_dynamic_ports_on_the_node_address() {
+        let a = alloc_with(NetworkResource {
+            mode: "host".into(),
+            reserved_ports: vec![Port {
+                label: "http".into(),
+                value: 8080,
+                ..Port::default()
+            }],
+            dynamic_ports: vec![Port {
+                label: "admin".into(),
+                value: 23456,
+                to: 9000,
+                ..Port::default()
+            }],
+            ..NetworkResource::default()
+        });
+        let ports = host_ports(&a, &Node::default()).unwrap();
+        assert_eq!(ports.len(), 2);
+        assert_eq!(
+            (
+                ports[0].label.as_str(),
+                ports[0].value,
+                ports[0].host_ip.as_str()
+            ),
+            ("http", 8080, "127.0.0.1")
+        );
+        assert_eq!((ports[1].value, ports[1].to), (23456, 9000));
+    }
+
+    #[test]
+    fn bridge_mode_is_refused_for_now() {
+        let a = alloc_with(NetworkResource {
+            mode: "bridge".into(),
+            ..NetworkResource::default()
+        });
+        let err = host_ports(&a, &Node::default()).unwrap_err();
+        assert!(err.contains("\"bridge\""), "{err}");
+    }
+}
