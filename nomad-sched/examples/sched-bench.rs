@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! cargo run --release -p nomad-sched --example sched-bench -- --scenario c1m [--json]
-//!     [--seed N] [--plot PATH] [--no-fill]
+//!     [--seed N] [--plot PATH] [--no-fill] [--sizes N,N (growth)]
 //! ```
 //!
 //! Scenarios: `nomad-grid` (1K/5K/10K nodes x jobs of 300/600/900/1,200 allocations, with
@@ -24,6 +24,7 @@ struct Args {
     seed: u64,
     plot: Option<String>,
     fill: bool,
+    sizes: Option<Vec<usize>>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -33,6 +34,7 @@ fn parse_args() -> Result<Args, String> {
         seed: 42,
         plot: None,
         fill: true,
+        sizes: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -46,9 +48,14 @@ fn parse_args() -> Result<Args, String> {
                     .and_then(|s| s.parse().ok())
                     .ok_or("--seed needs a number")?
             }
+            "--sizes" => {
+                let v = it.next().ok_or("--sizes needs a list such as 1000,10000")?;
+                let sizes: Result<Vec<usize>, _> = v.split(',').map(str::parse).collect();
+                a.sizes = Some(sizes.map_err(|_| "--sizes needs numbers")?);
+            }
             "--plot" => a.plot = Some(it.next().ok_or("--plot needs a path")?),
             "-h" | "--help" => {
-                return Err("usage: sched-bench --scenario nomad-grid|c1m|growth|all [--json] [--seed N] [--plot PATH] [--no-fill]".into())
+                return Err("usage: sched-bench --scenario nomad-grid|c1m|growth|all [--json] [--seed N] [--plot PATH] [--no-fill] [--sizes 1000,10000]".into())
             }
             other => return Err(format!("unknown argument {other:?}")),
         }
@@ -79,14 +86,16 @@ impl Row {
                 (format!("{:.4}", p.1), format!("{:.4}", p.2))
             });
         format!(
-            "{{\"scenario\":\"{}\",\"case\":\"{}\",\"nodes\":{},\"placements\":{},\"failed\":{},\"evals\":{},\"placements_per_sec\":{:.0},\"end_to_end_placements_per_sec\":{:.0},\"eval_p50_ms\":{:.3},\"eval_p99_ms\":{:.3},\"packing_efficiency\":{},\"packing_cpu\":{},\"packing_memory\":{}}}",
+            "{{\"scenario\":\"{}\",\"case\":\"{}\",\"nodes\":{},\"placements\":{},\"failed\":{},\"evals\":{},\"nodes_per_placement\":{:.1},\"placements_per_sec\":{:.0},\"placements_per_sec_wall\":{:.0},\"end_to_end_placements_per_sec\":{:.0},\"eval_p50_ms\":{:.3},\"eval_p99_ms\":{:.3},\"packing_efficiency\":{},\"packing_cpu\":{},\"packing_memory\":{}}}",
             self.scenario,
             self.case,
             self.nodes,
             self.stats.placements,
             self.stats.failed,
             self.stats.evals,
+            self.stats.nodes_evaluated as f64 / (self.stats.placements + self.stats.failed).max(1) as f64,
             self.stats.placements_per_sec(),
+            self.stats.placements_per_sec_wall(),
             self.stats.end_to_end_per_sec(),
             self.stats.eval_quantile_ms(0.5),
             self.stats.eval_quantile_ms(0.99),
@@ -218,12 +227,15 @@ fn c1m(args: &Args, rows: &mut Vec<Row>) -> Result<(), String> {
 }
 
 fn growth(args: &Args, rows: &mut Vec<Row>) -> Result<(), String> {
-    let sizes = [1000usize, 10_000, 100_000];
-    const JOBS: u64 = 10;
+    let sizes = args
+        .sizes
+        .clone()
+        .unwrap_or_else(|| vec![1000, 10_000, 100_000]);
+    const JOBS: u64 = 20;
     let count = 1000u32;
     let pb = bar(sizes.len() as u64 * JOBS * u64::from(count), "growth");
     let sched = scheduler(args.seed);
-    for &nodes in &sizes {
+    for &nodes in sizes.iter() {
         pb.set_message(format!("growth: building {nodes} nodes"));
         let mut state = scenario::cluster(nodes, args.seed ^ 0x6700);
         pb.set_message(format!("growth: {nodes} nodes"));
@@ -265,19 +277,31 @@ fn table(rows: &[Row]) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "{:<11} {:<24} {:>7} {:>9} {:>12} {:>12} {:>9} {:>9} {:>8}",
-        "scenario", "case", "nodes", "placed", "placed/s", "e2e/s", "p50 ms", "p99 ms", "packing"
+        "{:<11} {:<24} {:>7} {:>9} {:>11} {:>11} {:>11} {:>6} {:>8} {:>8} {:>8}",
+        "scenario",
+        "case",
+        "nodes",
+        "placed",
+        "placed/s",
+        "wall/s",
+        "e2e/s",
+        "nodes",
+        "p50 ms",
+        "p99 ms",
+        "packing"
     );
     for r in rows {
         let _ = writeln!(
             s,
-            "{:<11} {:<24} {:>7} {:>9} {:>12.0} {:>12.0} {:>9.3} {:>9.3} {:>8}",
+            "{:<11} {:<24} {:>7} {:>9} {:>11.0} {:>11.0} {:>11.0} {:>6.1} {:>8.3} {:>8.3} {:>8}",
             r.scenario,
             r.case,
             r.nodes,
             r.stats.placements,
             r.stats.placements_per_sec(),
+            r.stats.placements_per_sec_wall(),
             r.stats.end_to_end_per_sec(),
+            r.stats.nodes_evaluated as f64 / (r.stats.placements + r.stats.failed).max(1) as f64,
             r.stats.eval_quantile_ms(0.5),
             r.stats.eval_quantile_ms(0.99),
             r.packing

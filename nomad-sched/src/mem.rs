@@ -32,7 +32,8 @@ fn get2<'a, V>(m: &'a ByName<V>, ns: &str, id: &str) -> Option<&'a V> {
 ///
 /// Plans are applied the way the server's plan applier does: stops always commit, each
 /// node's placements commit when [`crate::evaluate_node_plan_with`] accepts them, and an
-/// `all_at_once` plan commits whole or not at all.
+/// `all_at_once` plan commits whole or not at all. The placements of a [`PlanResult`] list
+/// the committed allocations by ID, name and indexes only; read them back from the state.
 #[derive(Default)]
 pub struct MemState {
     index: u64,
@@ -457,7 +458,8 @@ impl Planner for MemState {
             let Some(placed) = plan.node_allocation.remove(&node_id) else {
                 continue;
             };
-            for mut a in placed.iter().cloned() {
+            let mut committed = Vec::with_capacity(placed.len());
+            for mut a in placed {
                 if a.create_index == 0 {
                     a.create_index = index;
                 }
@@ -467,9 +469,16 @@ impl Planner for MemState {
                 if let Some(j) = &job {
                     self.alloc_jobs.insert(a.id.clone(), Arc::clone(j));
                 }
+                committed.push(Allocation {
+                    id: a.id.clone(),
+                    name: a.name.clone(),
+                    create_index: a.create_index,
+                    modify_index: index,
+                    ..Allocation::default()
+                });
                 self.put_alloc(Arc::new(a));
             }
-            result.node_allocation.insert(node_id, placed);
+            result.node_allocation.insert(node_id, committed);
         }
         if let Some(d) = plan.deployment.take() {
             self.upsert_deployment(d.clone());

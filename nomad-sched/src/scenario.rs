@@ -132,11 +132,45 @@ pub fn job(id: &str, shape: JobShape, rng: &mut SmallRng) -> Job {
     job
 }
 
+/// CPU time this thread has run, from `/proc/thread-self/schedstat` (Linux); `None`
+/// elsewhere. On a shared machine it measures the scheduler's own cost, where wall time
+/// also counts the time other processes held the CPU.
+pub fn thread_cpu_time() -> Option<Duration> {
+    let text = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let ns: u64 = text.split_whitespace().next()?.parse().ok()?;
+    Some(Duration::from_nanos(ns))
+}
+
+/// Wall and CPU time since a start.
+#[derive(Clone, Copy)]
+struct Stopwatch {
+    wall: Instant,
+    cpu: Option<Duration>,
+}
+
+impl Stopwatch {
+    fn start() -> Self {
+        Stopwatch {
+            wall: Instant::now(),
+            cpu: thread_cpu_time(),
+        }
+    }
+    fn elapsed(&self) -> (Duration, Option<Duration>) {
+        let cpu = match (self.cpu, thread_cpu_time()) {
+            (Some(a), Some(b)) => Some(b.saturating_sub(a)),
+            _ => None,
+        };
+        (self.wall.elapsed(), cpu)
+    }
+}
+
 /// Wraps a [`MemState`] to time plan application apart from scheduling.
 pub struct TimedState<'a> {
     inner: &'a mut MemState,
-    /// Time spent applying plans.
+    /// Wall time spent applying plans.
     pub plan_time: Duration,
+    /// CPU time spent applying plans, when the platform reports it.
+    pub plan_cpu: Option<Duration>,
 }
 
 impl<'a> TimedState<'a> {
@@ -145,6 +179,7 @@ impl<'a> TimedState<'a> {
         TimedState {
             inner,
             plan_time: Duration::ZERO,
+            plan_cpu: Some(Duration::ZERO),
         }
     }
 }
@@ -203,9 +238,14 @@ impl SchedState for TimedState<'_> {
 
 impl Planner for TimedState<'_> {
     fn submit_plan(&mut self, plan: Plan) -> Result<PlanResult, SchedError> {
-        let t = Instant::now();
+        let t = Stopwatch::start();
         let r = self.inner.submit_plan(plan);
-        self.plan_time += t.elapsed();
+        let (wall, cpu) = t.elapsed();
+        self.plan_time += wall;
+        self.plan_cpu = match (self.plan_cpu, cpu) {
+            (Some(a), Some(b)) => Some(a + b),
+            _ => None,
+        };
         r
     }
     fn update_eval(&mut self, eval: Evaluation) -> Result<(), SchedError> {
@@ -225,18 +265,23 @@ pub struct RunStats {
     pub failed: u64,
     /// Evaluations processed.
     pub evals: u64,
-    /// Scheduler time (reconcile, select, build the plan), without plan application.
+    /// Scheduler wall time (reconcile, select, build the plan), without plan application.
     pub sched_time: Duration,
-    /// Time the in-memory plan applier took.
+    /// Wall time the in-memory plan applier took.
     pub plan_time: Duration,
-    /// Scheduler time of each evaluation.
+    /// Scheduler CPU time, when the platform reports it.
+    pub sched_cpu: Option<Duration>,
+    /// Plan applier CPU time, when the platform reports it.
+    pub plan_cpu: Option<Duration>,
+    /// Scheduler time of each evaluation (CPU time when known, else wall time).
     pub eval_times: Vec<Duration>,
+    /// Nodes looked at over all placements.
+    pub nodes_evaluated: u64,
 }
 
 impl RunStats {
-    /// Placements per second of scheduler time.
-    pub fn placements_per_sec(&self) -> f64 {
-        let s = self.sched_time.as_secs_f64();
+    fn rate(&self, d: Duration) -> f64 {
+        let s = d.as_secs_f64();
         if s > 0.0 {
             self.placements as f64 / s
         } else {
@@ -244,13 +289,21 @@ impl RunStats {
         }
     }
 
-    /// Placements per second including plan application.
+    /// Placements per second of scheduler CPU time (wall time where CPU time is unknown).
+    pub fn placements_per_sec(&self) -> f64 {
+        self.rate(self.sched_cpu.unwrap_or(self.sched_time))
+    }
+
+    /// Placements per second of scheduler wall time.
+    pub fn placements_per_sec_wall(&self) -> f64 {
+        self.rate(self.sched_time)
+    }
+
+    /// Placements per second including plan application (CPU time where known).
     pub fn end_to_end_per_sec(&self) -> f64 {
-        let s = (self.sched_time + self.plan_time).as_secs_f64();
-        if s > 0.0 {
-            self.placements as f64 / s
-        } else {
-            0.0
+        match (self.sched_cpu, self.plan_cpu) {
+            (Some(a), Some(b)) => self.rate(a + b),
+            _ => self.rate(self.sched_time + self.plan_time),
         }
     }
 
@@ -267,12 +320,21 @@ impl RunStats {
 
     /// Adds another run's figures.
     pub fn merge(&mut self, o: &RunStats) {
+        let first = self.evals == 0;
         self.placements += o.placements;
         self.failed += o.failed;
         self.evals += o.evals;
+        if first {
+            self.sched_cpu = o.sched_cpu;
+            self.plan_cpu = o.plan_cpu;
+        } else {
+            self.sched_cpu = self.sched_cpu.zip(o.sched_cpu).map(|(a, b)| a + b);
+            self.plan_cpu = self.plan_cpu.zip(o.plan_cpu).map(|(a, b)| a + b);
+        }
         self.sched_time += o.sched_time;
         self.plan_time += o.plan_time;
         self.eval_times.extend_from_slice(&o.eval_times);
+        self.nodes_evaluated += o.nodes_evaluated;
     }
 }
 
@@ -295,17 +357,23 @@ pub fn run_job(
         ..Evaluation::default()
     };
     let mut timed = TimedState::new(state);
-    let start = Instant::now();
+    let start = Stopwatch::start();
     let outcome = scheduler.process(&eval, &mut timed)?;
-    let total = start.elapsed();
+    let (total, total_cpu) = start.elapsed();
     let sched = total.saturating_sub(timed.plan_time);
+    let sched_cpu = total_cpu
+        .zip(timed.plan_cpu)
+        .map(|(t, p)| t.saturating_sub(p));
     Ok(RunStats {
         placements: outcome.placed as u64,
         failed: outcome.failed.values().map(|v| u64::from(*v)).sum(),
         evals: 1,
         sched_time: sched,
         plan_time: timed.plan_time,
-        eval_times: vec![sched],
+        sched_cpu,
+        plan_cpu: timed.plan_cpu,
+        eval_times: vec![sched_cpu.unwrap_or(sched)],
+        nodes_evaluated: outcome.nodes_evaluated,
     })
 }
 

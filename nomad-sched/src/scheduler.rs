@@ -57,6 +57,8 @@ pub struct EvalOutcome {
     pub failed: BTreeMap<String, u32>,
     /// Plans submitted.
     pub plans: u32,
+    /// Nodes looked at, summed over every placement attempt (feasibility and ranking).
+    pub nodes_evaluated: u64,
     /// The blocked evaluation created, if any.
     pub blocked_eval: Option<String>,
     /// Follow-up evaluations created for delayed reschedules.
@@ -83,6 +85,7 @@ struct Attempt {
     escaped: bool,
     stopped: usize,
     in_place: usize,
+    nodes_evaluated: u64,
 }
 
 impl Scheduler {
@@ -154,13 +157,24 @@ impl Scheduler {
             }
             let plan = std::mem::take(&mut computed.plan);
             outcome.plans += 1;
-            let result = backend.submit_plan(plan)?;
-            outcome.placed += result
+            let new_per_node: Vec<(String, usize)> = plan
                 .node_allocation
-                .values()
-                .flatten()
-                .filter(|a| !a.terminal() && a.create_index == 0)
-                .count();
+                .iter()
+                .map(|(n, v)| {
+                    (
+                        n.clone(),
+                        v.iter()
+                            .filter(|a| a.create_index == 0 && !a.terminal())
+                            .count(),
+                    )
+                })
+                .collect();
+            let result = backend.submit_plan(plan)?;
+            outcome.placed += new_per_node
+                .iter()
+                .filter(|(n, _)| result.node_allocation.contains_key(n))
+                .map(|(_, c)| c)
+                .sum::<usize>();
             outcome.stopped += result.node_update.values().map(Vec::len).sum::<usize>()
                 + result
                     .node_preemptions
@@ -187,6 +201,7 @@ impl Scheduler {
             return Ok(outcome);
         };
         outcome.updated_in_place = done.in_place;
+        outcome.nodes_evaluated = done.nodes_evaluated;
         let _ = done.stopped;
         for f in done.followups {
             outcome.followup_evals.push(f.id.clone());
@@ -285,6 +300,7 @@ impl Scheduler {
             escaped: false,
             stopped: rec.stop.len(),
             in_place: rec.inplace.len(),
+            nodes_evaluated: 0,
         };
         let Some(job) = job.filter(|j| j.stop != Some(true)) else {
             append_stops(&mut plan, &rec, now);
@@ -371,6 +387,7 @@ impl Scheduler {
                 }
             }
             let (chosen, mut metric) = ctx.select(g, preemption);
+            att.nodes_evaluated += u64::from(metric.nodes_evaluated);
             let Some(chosen) = chosen else {
                 metric.nodes_available = ctx.nodes_available();
                 metric.nodes_in_pool = ctx.source_len() as u32;
@@ -429,6 +446,7 @@ impl Scheduler {
             escaped: false,
             stopped: 0,
             in_place: 0,
+            nodes_evaluated: 0,
         };
         let mut rec = Reconciled::default();
         let Some(job) = job.filter(|j| j.stop != Some(true)) else {
@@ -594,6 +612,7 @@ impl Scheduler {
         for (g, idx, prev) in targets {
             let name = ctx.groups[g].name.clone();
             let (chosen, mut metric) = ctx.select_on(g, idx, preemption);
+            att.nodes_evaluated += u64::from(metric.nodes_evaluated);
             let Some(chosen) = chosen else {
                 match att.failed.get_mut(&name) {
                     Some(m) => m.coalesced_failures += 1,

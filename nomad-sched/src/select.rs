@@ -33,7 +33,9 @@ pub struct SelectOptions {
     /// and loses little, since spread targets are values many nodes share. `usize::MAX`
     /// restores Nomad's behaviour.
     pub affinity_spread_limit: usize,
-    /// How many of the best nodes a placement's metrics keep scores for.
+    /// How many of the best nodes a placement's metrics keep scores for (Nomad keeps five;
+    /// each costs a few small heap allocations per placement, so the default keeps the
+    /// chosen node's).
     pub score_meta_top_k: usize,
 }
 
@@ -41,7 +43,7 @@ impl Default for SelectOptions {
     fn default() -> Self {
         SelectOptions {
             affinity_spread_limit: 32,
-            score_meta_top_k: 3,
+            score_meta_top_k: 1,
         }
     }
 }
@@ -114,6 +116,9 @@ pub(crate) struct GroupSpec {
     class_cache: Vec<u16>,
     reasons: Vec<String>,
     has_devices: bool,
+    /// Some node-level check reads the node (escaped constraints, distinct_property, host
+    /// volumes, devices).
+    needs_node: bool,
 }
 
 /// What a plan has changed on one node so far.
@@ -154,10 +159,11 @@ pub(crate) struct Chosen {
 struct SelectStats {
     evaluated: u32,
     filtered: u32,
-    class_filtered: FastMap<u32, u32>,
+    /// Per class: count and one node of the class (for naming it).
+    class_filtered: FastMap<u32, (u32, NodeIdx)>,
     constraint_filtered: FastMap<usize, u32>,
     exhausted: u32,
-    class_exhausted: FastMap<u32, u32>,
+    class_exhausted: FastMap<u32, (u32, NodeIdx)>,
     dims: BTreeMap<&'static str, u32>,
     top: Vec<Ranked>,
 }
@@ -239,7 +245,12 @@ impl<'s, S: SchedState + ?Sized> EvalCtx<'s, S> {
             class_names: FastMap::default(),
         };
         for tg in &job.task_groups {
-            let spec = ctx.compile_group(&job, tg, classes);
+            let mut spec = ctx.compile_group(&job, tg, classes);
+            spec.needs_node = !spec.escaped.is_empty()
+                || !spec.distinct_props.is_empty()
+                || !spec.host_volumes.is_empty()
+                || spec.has_devices
+                || spec.distinct_hosts.is_some();
             ctx.groups.push(spec);
             ctx.group_counts.push(FastMap::default());
         }
@@ -393,6 +404,7 @@ impl<'s, S: SchedState + ?Sized> EvalCtx<'s, S> {
             class_cache: vec![0; classes],
             reasons,
             has_devices,
+            needs_node: false,
         }
     }
 
@@ -497,12 +509,16 @@ impl<'s, S: SchedState + ?Sized> EvalCtx<'s, S> {
         u
     }
 
-    fn dc_ok(&mut self, idx: NodeIdx, node: &Node) -> bool {
+    fn dc_ok(&mut self, idx: NodeIdx) -> bool {
         let class = self.state.node_class_id(idx) as usize;
         match self.dc_class_ok.get(class).copied() {
             Some(1) => true,
             Some(2) => false,
             _ => {
+                let state = self.state;
+                let Some(node) = state.nodes().get(idx as usize) else {
+                    return false;
+                };
                 let ok = self
                     .datacenters
                     .iter()
@@ -517,12 +533,19 @@ impl<'s, S: SchedState + ?Sized> EvalCtx<'s, S> {
 
     /// Class-level and node-level feasibility of group `g` on node `idx`. `Err` carries the
     /// reason index and whether the result came from the class.
-    fn feasible(&mut self, g: usize, idx: NodeIdx, node: &Node) -> Result<(), (usize, bool)> {
+    fn feasible(&mut self, g: usize, idx: NodeIdx) -> Result<(), (usize, bool)> {
         let class = self.state.node_class_id(idx) as usize;
         let cached = self.groups[g].class_cache.get(class).copied().unwrap_or(0);
+        let state = self.state;
+        // The node itself is only read when the class result is unknown or a check needs
+        // more than the class: on the hot path it stays out of the cache.
+        let node = || state.nodes().get(idx as usize).map(|n| n.as_ref());
         match cached {
             1 => {}
             0 => {
+                let Some(node) = node() else {
+                    return Err((0, false));
+                };
                 let spec = &self.groups[g];
                 let mut verdict = 1u16;
                 for (i, c) in spec.class_checks.iter().enumerate() {
@@ -547,6 +570,12 @@ impl<'s, S: SchedState + ?Sized> EvalCtx<'s, S> {
         }
         let spec = &self.groups[g];
         let base = spec.class_checks.len();
+        if !spec.needs_node {
+            return Ok(());
+        }
+        let Some(node) = node() else {
+            return Err((0, false));
+        };
         for (i, c) in spec.escaped.iter().enumerate() {
             if !c.check(node, &mut self.regexes) {
                 return Err((base + i, false));
@@ -726,7 +755,7 @@ impl<'s, S: SchedState + ?Sized> EvalCtx<'s, S> {
     }
 
     /// Scores node `idx` for group `g`, whose ask fits there.
-    fn score(&self, g: usize, idx: NodeIdx, node: &Node, used_after: &NodeUsage) -> Ranked {
+    fn score(&self, g: usize, idx: NodeIdx, used_after: &NodeUsage) -> Ranked {
         let spec = &self.groups[g];
         let cap = self.state.node_capacity(idx);
         let free = |u: u64, c: u64| {
@@ -760,8 +789,11 @@ impl<'s, S: SchedState + ?Sized> EvalCtx<'s, S> {
             sum += penalty;
             n += 1.0;
         }
+        let state = self.state;
+        let node = || state.nodes().get(idx as usize).map(|n| n.as_ref());
         let mut affinity = 0.0;
-        if !spec.affinities.is_empty() && spec.sum_affinity_weight > 0.0 {
+        let wants_affinity = !spec.affinities.is_empty() && spec.sum_affinity_weight > 0.0;
+        if let Some(node) = if wants_affinity { node() } else { None } {
             let mut matched = 0.0;
             let mut regexes = RegexCache::default();
             for (c, w) in &spec.affinities {
@@ -776,8 +808,14 @@ impl<'s, S: SchedState + ?Sized> EvalCtx<'s, S> {
             }
         }
         let mut spread = 0.0;
-        for s in &spec.spreads {
-            spread += self.spread_boost(s, node, spec.sum_spread_weight);
+        if let Some(node) = if spec.spreads.is_empty() {
+            None
+        } else {
+            node()
+        } {
+            for s in &spec.spreads {
+                spread += self.spread_boost(s, node, spec.sum_spread_weight);
+            }
         }
         if spread != 0.0 {
             sum += spread;
@@ -828,19 +866,19 @@ impl<'s, S: SchedState + ?Sized> EvalCtx<'s, S> {
         exhausted: &mut Vec<NodeIdx>,
     ) -> Option<(Ranked, Vec<Vec<AllocatedDevice>>)> {
         let state = self.state;
-        let node = state.nodes().get(idx as usize)?;
-        if !self.dc_ok(idx, node) {
+        if !self.dc_ok(idx) {
             return None;
         }
         stats.evaluated += 1;
-        if let Err((reason, by_class)) = self.feasible(g, idx, node) {
+        if let Err((reason, by_class)) = self.feasible(g, idx) {
             stats.filtered += 1;
             *stats.constraint_filtered.entry(reason).or_insert(0) += 1;
             if by_class {
-                *stats
+                stats
                     .class_filtered
                     .entry(state.node_class_id(idx))
-                    .or_insert(0) += 1;
+                    .or_insert((0, idx))
+                    .0 += 1;
             }
             return None;
         }
@@ -853,10 +891,11 @@ impl<'s, S: SchedState + ?Sized> EvalCtx<'s, S> {
             Err(dim) => {
                 stats.exhausted += 1;
                 *stats.dims.entry(dim).or_insert(0) += 1;
-                *stats
+                stats
                     .class_exhausted
                     .entry(state.node_class_id(idx))
-                    .or_insert(0) += 1;
+                    .or_insert((0, idx))
+                    .0 += 1;
                 if exhausted.len() < 64 {
                     exhausted.push(idx);
                 }
@@ -864,6 +903,7 @@ impl<'s, S: SchedState + ?Sized> EvalCtx<'s, S> {
             }
         };
         let devices = if self.groups[g].has_devices {
+            let node = state.nodes().get(idx as usize)?;
             match self.free_devices(idx, node, g) {
                 Some(d) => d,
                 None => {
@@ -875,7 +915,7 @@ impl<'s, S: SchedState + ?Sized> EvalCtx<'s, S> {
         } else {
             Vec::new()
         };
-        let ranked = self.score(g, idx, node, &used);
+        let ranked = self.score(g, idx, &used);
         Some((ranked, devices))
     }
 
@@ -987,11 +1027,10 @@ impl<'s, S: SchedState + ?Sized> EvalCtx<'s, S> {
 
     /// True when group `g` passes every feasibility check on node `idx` (resources aside).
     pub(crate) fn feasible_on(&mut self, g: usize, idx: NodeIdx) -> bool {
-        let state = self.state;
-        let Some(node) = state.nodes().get(idx as usize) else {
+        if self.state.nodes().get(idx as usize).is_none() {
             return false;
-        };
-        self.dc_ok(idx, node) && self.feasible(g, idx, node).is_ok()
+        }
+        self.dc_ok(idx) && self.feasible(g, idx).is_ok()
     }
 
     /// Finds, among feasible nodes without room, the one where evicting the fewest
@@ -1070,17 +1109,14 @@ impl<'s, S: SchedState + ?Sized> EvalCtx<'s, S> {
         }
         let state = self.state;
         let nodes = state.nodes();
-        let class_of = |m: &FastMap<u32, u32>| -> Vec<(u32, u32)> {
-            m.iter().map(|(a, b)| (*a, *b)).collect()
-        };
-        for (class, count) in class_of(&stats.class_filtered) {
-            if let Some(node) = self.class_example(class, nodes) {
+        for (class, (count, example)) in stats.class_filtered {
+            if let Some(node) = nodes.get(example as usize) {
                 let name = self.class_name(class, node);
                 *m.class_filtered.entry(name).or_insert(0) += count;
             }
         }
-        for (class, count) in class_of(&stats.class_exhausted) {
-            if let Some(node) = self.class_example(class, nodes) {
+        for (class, (count, example)) in stats.class_exhausted {
+            if let Some(node) = nodes.get(example as usize) {
                 let name = self.class_name(class, node);
                 *m.class_exhausted.entry(name).or_insert(0) += count;
             }
