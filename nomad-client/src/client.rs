@@ -154,8 +154,12 @@ impl ClientBuilder {
             }
             None => None,
         };
+        let mut settings = self.settings;
+        if let (true, Some(dir)) = (settings.id.is_empty(), &self.state_dir) {
+            settings.id = client_id(dir).await?;
+        }
         let drivers = Arc::new(DriverSet::fingerprint(self.drivers).await);
-        let node = Arc::new(fingerprint_node(&self.settings, &drivers).await);
+        let node = Arc::new(fingerprint_node(&settings, &drivers).await);
         let shared = RunnerShared {
             node,
             drivers,
@@ -172,6 +176,29 @@ impl ClientBuilder {
             runners: Mutex::new(BTreeMap::new()),
         })
     }
+}
+
+/// The node id kept in `<state dir>/client-id`, made on first use, so a restarted agent is
+/// the same node.
+async fn client_id(dir: &std::path::Path) -> Result<String, ClientError> {
+    let path = dir.join("client-id");
+    let io = |e: std::io::Error| ClientError::Io {
+        path: path.clone(),
+        reason: e.to_string(),
+    };
+    match tokio::fs::read_to_string(&path).await {
+        Ok(id) if !id.trim().is_empty() => return Ok(id.trim().to_owned()),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io(e)),
+    }
+    let id = tokio::fs::read_to_string("/proc/sys/kernel/random/uuid")
+        .await
+        .map_err(io)?
+        .trim()
+        .to_owned();
+    tokio::fs::write(&path, &id).await.map_err(io)?;
+    Ok(id)
 }
 
 /// The client agent, without a server: hand it allocations, watch their tasks.

@@ -308,6 +308,12 @@ async fn finished_hooks_are_not_run_again_after_an_agent_restart() {
     })
     .await;
     let restored = client.restore().await.unwrap();
+    assert_eq!(client.node().id.len(), 36);
+    assert_eq!(
+        client.node().id,
+        std::fs::read_to_string(dir.path().join("state/client-id")).unwrap(),
+        "the restarted agent is the same node"
+    );
     assert_eq!(restored.len(), 1);
     let mut states = restored[0].watch_states();
     within(
