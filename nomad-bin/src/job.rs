@@ -1,14 +1,13 @@
-//! `nomad job ...`: reading, validating and (for now) printing jobs.
+//! `nomad job ...`: run, plan, status, stop, validate, inspect.
 
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::bail;
 use clap::{Args, Subcommand};
-use nomad_core::jobspec::{parse_hcl, parse_json, ParseOptions};
 use nomad_core::job::Job;
+use nomad_core::jobspec::{parse_hcl, parse_json, ParseOptions};
 use nomad_core::Error;
 
 /// `nomad job` subcommands.
@@ -16,13 +15,59 @@ use nomad_core::Error;
 pub(crate) enum JobCommand {
     /// Check a job file: syntax, variables, and every rule the server enforces.
     Validate(JobFileArgs),
-    /// Submit a job; with -output, print the API JSON instead of submitting.
+    /// Submit a job and follow its evaluation and deployment; with -output, print the API
+    /// JSON instead of submitting.
     Run {
         /// Print the job in the JSON API format (`{"Job": ...}`) and do not submit it.
         #[arg(long)]
         output: bool,
+        /// Return after submitting, without following the evaluation.
+        #[arg(long)]
+        detach: bool,
+        /// Show full IDs.
+        #[arg(long)]
+        verbose: bool,
+        /// Submit only if the job's modify index is this (from `job plan`).
+        #[arg(long = "check-index", value_name = "INDEX")]
+        check_index: Option<u64>,
         #[command(flatten)]
         file: JobFileArgs,
+    },
+    /// Dry-run the scheduler: what submitting the job would change, and whether it places.
+    /// Exit codes: 0 no changes, 1 changes, 255 error.
+    Plan {
+        /// Show full IDs.
+        #[arg(long)]
+        verbose: bool,
+        #[command(flatten)]
+        file: JobFileArgs,
+    },
+    /// Jobs, or one job's summary, deployment and allocations.
+    Status {
+        /// Show full IDs.
+        #[arg(long)]
+        verbose: bool,
+        /// A job ID or prefix; every job when omitted.
+        id: Option<String>,
+    },
+    /// Stop a job: its allocations are stopped.
+    Stop {
+        /// Remove the job from the state as well.
+        #[arg(long)]
+        purge: bool,
+        /// Return after stopping, without following the evaluation.
+        #[arg(long)]
+        detach: bool,
+        /// Show full IDs.
+        #[arg(long)]
+        verbose: bool,
+        /// The job ID or prefix.
+        id: String,
+    },
+    /// Print a submitted job in the JSON API format.
+    Inspect {
+        /// The job ID or prefix.
+        id: String,
     },
 }
 
@@ -39,10 +84,17 @@ pub(crate) struct JobFileArgs {
     #[arg(long)]
     json: bool,
     /// The job file (HCL2 or JSON); `-` reads standard input.
-    file: String,
+    pub(crate) file: String,
 }
 
-pub(crate) fn run(cmd: JobCommand) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(cmd: JobCommand, flags: &crate::api::ApiFlags) -> anyhow::Result<ExitCode> {
+    let on_server = |cmd: JobCommand| -> anyhow::Result<ExitCode> {
+        let api = flags.connect()?;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        rt.block_on(crate::job_remote::run(cmd, &api))
+    };
     match cmd {
         JobCommand::Validate(args) => {
             let job = match load(&args) {
@@ -57,17 +109,22 @@ pub(crate) fn run(cmd: JobCommand) -> anyhow::Result<ExitCode> {
                 Err(errs) => Ok(report("Job validation errors", &Error::Invalid(errs))),
             }
         }
-        JobCommand::Run { output, file } => {
+        JobCommand::Plan { .. } => match on_server(cmd) {
+            Ok(code) => Ok(code),
+            Err(e) => {
+                eprintln!("Error: {e:#}");
+                Ok(ExitCode::from(255))
+            }
+        },
+        JobCommand::Run { output: false, .. }
+        | JobCommand::Status { .. }
+        | JobCommand::Stop { .. }
+        | JobCommand::Inspect { .. } => on_server(cmd),
+        JobCommand::Run { file, .. } => {
             let job = match load(&file) {
                 Ok(job) => job,
                 Err(e) => return Ok(report("Error getting job struct", &e)),
             };
-            if !output {
-                bail!(
-                    "submitting jobs needs a server agent, which this build does not include yet; \
-                     use `nomad job run -output FILE` to print the job as the API takes it"
-                );
-            }
             /// The body of `PUT /v1/jobs`.
             #[derive(serde::Serialize)]
             struct RegisterRequest<'a> {
@@ -82,7 +139,7 @@ pub(crate) fn run(cmd: JobCommand) -> anyhow::Result<ExitCode> {
 }
 
 /// Writes a line to standard output; a closed pipe (`| head`) ends output quietly.
-fn print_out(text: &str) -> anyhow::Result<()> {
+pub(crate) fn print_out(text: &str) -> anyhow::Result<()> {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
     match writeln!(out, "{text}").and_then(|()| out.flush()) {
@@ -92,7 +149,7 @@ fn print_out(text: &str) -> anyhow::Result<()> {
 }
 
 /// Prints every error under a heading, as Nomad does, and gives the failing exit code.
-fn report(heading: &str, e: &Error) -> ExitCode {
+pub(crate) fn report(heading: &str, e: &Error) -> ExitCode {
     match e {
         Error::Invalid(errs) => {
             eprintln!("{heading}:");
@@ -111,7 +168,7 @@ fn report(heading: &str, e: &Error) -> ExitCode {
 }
 
 /// Reads, parses and canonicalises the job file with its variables.
-fn load(args: &JobFileArgs) -> Result<Job, Error> {
+pub(crate) fn load(args: &JobFileArgs) -> Result<Job, Error> {
     let (src, name, dir) = if args.file == "-" {
         let mut s = String::new();
         std::io::stdin()
@@ -168,4 +225,3 @@ fn load(args: &JobFileArgs) -> Result<Job, Error> {
     job.canonicalize();
     Ok(job)
 }
-

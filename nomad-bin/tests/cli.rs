@@ -93,8 +93,14 @@ fn validate_prints_every_error_and_exits_1() {
     assert!(err.contains(
         r#"job "web" group "app" task "db": lifecycle.hook "pre" is not one of prestart, poststart, poststop"#
     ));
-    assert!(err.contains(r#"job "web" group "app" task "main": missing driver"#), "{err}");
-    assert!(err.contains("priority 500 must be between 1 and 100"), "{err}");
+    assert!(
+        err.contains(r#"job "web" group "app" task "main": missing driver"#),
+        "{err}"
+    );
+    assert!(
+        err.contains("priority 500 must be between 1 and 100"),
+        "{err}"
+    );
     assert!(err.contains("resources.memory 1 MB"), "{err}");
 }
 
@@ -165,13 +171,21 @@ fn run_output_round_trips_through_json_input() {
 fn bad_flags_and_files_are_reported() {
     let o = nomad(&["job", "validate", "/nonexistent/job.hcl"], &[]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(stderr(&o).contains("/nonexistent/job.hcl"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("/nonexistent/job.hcl"),
+        "{}",
+        stderr(&o)
+    );
 
     let dir = tempfile::tempdir().unwrap();
     let f = write(&dir, "web.nomad.hcl", JOB);
     let o = nomad(&["job", "run", "-output", "-var", "novalue", &f], &[]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(stderr(&o).contains("not of the form name=value"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("not of the form name=value"),
+        "{}",
+        stderr(&o)
+    );
 
     let o = nomad(&["job", "run", "-output", "-var", "undeclared=1", &f], &[]);
     assert_eq!(o.status.code(), Some(1));
@@ -184,7 +198,10 @@ fn bad_flags_and_files_are_reported() {
 
 #[test]
 fn the_example_job_validates() {
-    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/jobs/web.nomad.hcl");
+    let example = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../examples/jobs/web.nomad.hcl"
+    );
     let o = nomad(&["job", "validate", example], &[]);
     assert!(o.status.success(), "{}", stderr(&o));
 }
