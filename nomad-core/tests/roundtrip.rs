@@ -68,10 +68,6 @@ struct Text(Vec<Part>);
 impl Text {
     /// Merges adjacent literals, so that rendering sees every literal whole.
     fn new(parts: Vec<Part>) -> Text {
-        Text::merged(parts).sidestep_marker_escaping(false)
-    }
-
-    fn merged(parts: Vec<Part>) -> Text {
         let mut out: Vec<Part> = Vec::new();
         for p in parts {
             match (out.last_mut(), p) {
@@ -81,31 +77,6 @@ impl Text {
             }
         }
         Text(out)
-    }
-
-    /// Steers around the template-escaping bug that
-    /// `template_literals_keep_doubled_markers` below shows: in a string that is a template
-    /// (it has an interpolation, or it is a heredoc) a `$` or `%` right before `${` or `%{` is
-    /// followed by a space. Remove once that test passes.
-    fn sidestep_marker_escaping(mut self, always: bool) -> Text {
-        if !always && !self.0.iter().any(Part::is_interpolation) {
-            return self;
-        }
-        for p in &mut self.0 {
-            if let Part::Lit(s) = p {
-                let chars: Vec<char> = s.chars().collect();
-                let mut out = String::new();
-                for (i, &c) in chars.iter().enumerate() {
-                    out.push(c);
-                    let marker = |j: usize| chars.get(j).is_some_and(|c| matches!(c, '$' | '%'));
-                    if marker(i) && marker(i + 1) && chars.get(i + 2) == Some(&'{') {
-                        out.push(' ');
-                    }
-                }
-                *s = out;
-            }
-        }
-        self
     }
 
     fn plain(s: &str) -> Text {
@@ -333,8 +304,7 @@ impl Data {
 }
 
 fn heredoc_line() -> impl Strategy<Value = Text> {
-    prop::collection::vec(part(heredoc_fragment().boxed()), 0..5)
-        .prop_map(|parts| Text::new(parts).sidestep_marker_escaping(true))
+    prop::collection::vec(part(heredoc_fragment().boxed()), 0..5).prop_map(Text::new)
 }
 
 fn data() -> impl Strategy<Value = Data> {
@@ -2426,15 +2396,10 @@ job "floats" {
 
 /// A doubled marker (`$${`, `%%{`) stands for a literal `${` or `%{`, also right after another
 /// `$` or `%` and also in a string that is a template: `"${NOMAD_ALLOC_DIR}$${ $$${x}"` is the
-/// allocation directory followed by `${ $${x}`, as in HashiCorp's HCL. The conversion from
-/// `hcl-edit`'s syntax tree to `hcl-rs` values writes each template (a string with an
-/// interpolation, or any heredoc) back to text with `hcl_primitives::template::escape_markers`
-/// (0.1.13, the latest release). Once a literal holds one marker, that function copies the
-/// character after every later `$` or `%` unexamined, so the second marker of `$${`, `%%{`,
-/// `$%{` or `%${` goes out unescaped: the evaluator then drops a `$` or `%`, or evaluates an
-/// interpolation or a directive that the job file escaped.
+/// allocation directory followed by `${ $${x}`, as in HashiCorp's HCL. (Writing templates back
+/// to text with `hcl_primitives::template::escape_markers` 0.1.13 loses the second marker of
+/// `$${`, `%%{`, `$%{` or `%${` once a literal holds an escaped marker.)
 #[test]
-#[ignore = "hcl-primitives' escape_markers loses escapes after a `$` or `%`; see the doc comment"]
 fn template_literals_keep_doubled_markers() {
     let cases = [
         (
@@ -2467,6 +2432,29 @@ fn template_literals_keep_doubled_markers() {
         }
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+/// `x = null` in a driver's `config` is kept as a JSON `null`, but `parse_json` drops every
+/// `null` object member before decoding, so the job's own JSON reads back without `x`.
+#[test]
+#[ignore = "free-form nulls from HCL do not survive parse_json's null stripping"]
+fn null_config_values_round_trip_through_json() {
+    let src = r#"
+job "nulls" {
+  group "g" {
+    task "t" {
+      driver = "docker"
+      config {
+        x = null
+        nested = { y = null }
+      }
+    }
+  }
+}
+"#;
+    let job = parse_hcl(src, "nulls.nomad.hcl", &ParseOptions::default()).expect("parses");
+    let text = serde_json::to_string(&job).expect("serialises");
+    assert_eq!(parse_json(&text, "nulls.json").expect("parses back"), job);
 }
 
 /// A job-level `reschedule` block gives defaults to the groups' policies, as in Nomad, where
