@@ -637,6 +637,15 @@ impl TaskRunner {
                         self.emit(with_message(TASK_SETUP, "Building Task Directory"))
                             .await;
                     }
+                    if !self.task.artifacts.is_empty()
+                        && !self.local.hooks.get("artifacts").is_some_and(|h| h.done)
+                    {
+                        self.emit(with_message(
+                            TASK_DOWNLOADING_ARTIFACTS,
+                            "Client is downloading artifacts",
+                        ))
+                        .await;
+                    }
                     let started = match self.prestart(&driver).await {
                         Ok(mut ctx) => {
                             self.publish().await;

@@ -645,6 +645,10 @@ async fn template_and_artifact_destinations_cannot_escape_the_task_dir() {
         std::fs::read_to_string(task_dir.join("local/greeting")).unwrap(),
         "hello-job-tmplok.group[0]\n"
     );
+    let events = &handle.task_states()["web"].events;
+    assert!(events
+        .iter()
+        .any(|e| e.event_type == "Downloading Artifacts"));
     assert_eq!(
         std::fs::read(task_dir.join("local/fetched/hostname")).unwrap(),
         std::fs::read("/etc/hostname").unwrap()
