@@ -110,10 +110,32 @@ async fn handle(server: Server, req: Request<Incoming>) -> Result<Resp, Infallib
         .http_requests
         .fetch_add(1, Ordering::Relaxed);
     let resp = match route(&server, req).await {
-        Ok(r) => r,
+        Ok(mut r) => {
+            leader_headers(&server, &mut r);
+            r
+        }
         Err(HttpError(code, msg)) => text(code, msg),
     };
     Ok(resp)
+}
+
+/// Fills `X-Nomad-KnownLeader` and `X-Nomad-LastContact` from the replicated log on every
+/// response that carries them.
+fn leader_headers(server: &Server, r: &mut Resp) {
+    let h = r.headers_mut();
+    if !h.contains_key("X-Nomad-KnownLeader") {
+        return;
+    }
+    let log = server.log();
+    let known = if log.leader().is_some() {
+        "true"
+    } else {
+        "false"
+    };
+    h.insert("X-Nomad-KnownLeader", HeaderValue::from_static(known));
+    if let Ok(v) = HeaderValue::from_str(&log.last_contact_ms().to_string()) {
+        h.insert("X-Nomad-LastContact", v);
+    }
 }
 
 fn text(code: StatusCode, msg: String) -> Resp {
@@ -1119,7 +1141,7 @@ fn agent_self(server: &Server) -> HResult {
                     "state": if log.is_leader() { "Leader" } else { "Follower" },
                     "applied_index": log.applied_index().to_string(),
                     "last_snapshot_index": log.snapshot_index().to_string(),
-                    "num_peers": "0",
+                    "num_peers": log.peers().len().saturating_sub(1).to_string(),
                 },
                 "runtime": {"uptime_seconds": server.uptime().as_secs().to_string()},
             },

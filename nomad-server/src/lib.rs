@@ -3,11 +3,11 @@
 //!
 //! A [`Server`] keeps its state in a [`StateStore`] of copy-on-write tables (a snapshot is
 //! a few pointer copies and never blocks the writer; watches wake blocking queries), writes
-//! every change as a [`Command`] through a [`ReplicatedLog`] (the single-voter [`RedbLog`]
-//! keeps log, snapshots and compaction in one `redb` file, so everything survives a
-//! restart), hands evaluations to scheduler workers through the [`EvalBroker`], runs
-//! `nomad-sched` against a snapshot, and commits plans through the plan applier, which
-//! re-checks every node with the scheduler's node-fit check.
+//! every change as a [`Command`] through a [`ReplicatedLog`] ([`RaftLog`], an `openraft`
+//! node whose log, vote and snapshots live in one `redb` file, so everything survives a
+//! restart; a single server is a one-voter cluster), hands evaluations to scheduler workers
+//! through the [`EvalBroker`], runs `nomad-sched` against a snapshot, and commits plans
+//! through the plan applier, which re-checks every node with the scheduler's node-fit check.
 //!
 //! # Example: a dev server with one simulated node
 //!
@@ -36,6 +36,7 @@ mod harness;
 mod http;
 mod log;
 mod plan;
+mod raft;
 mod server;
 pub mod sim;
 mod state;
@@ -43,8 +44,12 @@ mod state;
 pub use blocked::BlockedEvals;
 pub use broker::{BrokerConfig, BrokerStats, EvalBroker};
 pub use error::ServerError;
-pub use log::{Applied, LogOptions, RedbLog, ReplicatedLog};
+pub use log::{Applied, LogFuture, ReplicatedLog};
 pub use plan::{DryRun, GroupUpdates};
+pub use raft::{
+    Entry, InProcessClient, InProcessFactory, InProcessNetwork, LogOptions, Node, NodeId, RaftLog,
+    TypeConfig,
+};
 pub use server::{
     JobMutator, JobRegistration, JobValidator, NodeUpdate, Server, ServerConfig, ServerMetrics,
     SCHEDULERS,

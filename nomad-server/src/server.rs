@@ -22,7 +22,8 @@ use tokio::time::Instant;
 
 use crate::blocked::BlockedEvals;
 use crate::broker::{BrokerConfig, EvalBroker};
-use crate::log::{Applied, LogOptions, RedbLog, ReplicatedLog};
+use crate::log::{Applied, ReplicatedLog};
+use crate::raft::{InProcessNetwork, LogOptions, RaftLog};
 use crate::state::{ns_or_default, Command, StateSnapshot, StateStore};
 use crate::{new_id, now_nanos, ServerError};
 
@@ -70,6 +71,10 @@ pub struct ServerConfig {
     pub broker: BrokerConfig,
     /// Log entries between state snapshots.
     pub snapshot_threshold: u64,
+    /// Log entries kept before the latest snapshot (for followers that lag).
+    pub raft_logs_to_keep: u64,
+    /// This server's ID in the Raft cluster.
+    pub raft_node_id: u64,
     /// Largest request body the HTTP API reads.
     pub max_body_bytes: usize,
     /// The RPC address advertised as this server's (what `status/leader` shows).
@@ -95,6 +100,8 @@ impl ServerConfig {
             maintenance_interval: Duration::from_millis(200),
             broker: BrokerConfig::default(),
             snapshot_threshold: 8192,
+            raft_logs_to_keep: 1024,
+            raft_node_id: 1,
             max_body_bytes: 16 << 20,
             advertise_rpc: "127.0.0.1:4647".into(),
             mutators: Vec::new(),
@@ -204,15 +211,26 @@ impl Server {
         std::fs::create_dir_all(&config.data_dir)
             .map_err(|e| ServerError::Storage(format!("{}: {e}", config.data_dir.display())))?;
         let state = Arc::new(StateStore::new());
-        let log = RedbLog::open(
+        let opts = LogOptions {
+            node_id: config.raft_node_id,
+            advertise: config.advertise_rpc.clone(),
+            snapshot_threshold: config.snapshot_threshold,
+            logs_to_keep: config.raft_logs_to_keep,
+            ..LogOptions::default()
+        };
+        let network = InProcessNetwork::new();
+        let log = RaftLog::open(
             &config.data_dir.join("raft.db"),
             Arc::clone(&state),
-            LogOptions {
-                snapshot_threshold: config.snapshot_threshold,
-                advertise: config.advertise_rpc.clone(),
-            },
+            opts,
+            network.factory(config.raft_node_id),
         )
         .await?;
+        network.register(&log);
+        if let Err(e) = log.bootstrap(Duration::from_secs(30)).await {
+            log.shutdown().await;
+            return Err(e);
+        }
         Server::start_with_log(config, state, Arc::new(log)).await
     }
 
@@ -289,10 +307,15 @@ impl Server {
         Ok(())
     }
 
-    /// Stops the workers, the applier, liveness checks and the HTTP listener.
+    /// Stops the workers, the applier, liveness checks and the HTTP listener, then the
+    /// replicated log (which releases its file).
     pub fn shutdown(&self) {
         self.inner.shutdown.send_replace(true);
         self.inner.broker.set_enabled(false);
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            let log = Arc::clone(&self.inner.log);
+            rt.spawn(async move { log.shutdown().await });
+        }
     }
 
     /// The address the HTTP API listens on.

@@ -112,7 +112,7 @@ pub struct StateData {
 }
 
 /// What applying a command changed, for the server to act on (enqueue evaluations, unblock).
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
 pub struct ApplyEffects {
     /// Evaluations written by the command, as stored.
     pub evals: Vec<Evaluation>,

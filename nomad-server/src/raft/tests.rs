@@ -1,0 +1,295 @@
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::*;
+use crate::sim::sim_node;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+fn fast(node_id: NodeId) -> LogOptions {
+    LogOptions {
+        node_id,
+        advertise: format!("127.0.0.1:{}", 4646 + node_id),
+        heartbeat_interval: Duration::from_millis(50),
+        election_timeout: Duration::from_millis(200),
+        ..LogOptions::default()
+    }
+}
+
+/// Opens the node at `path`, retrying while a stopped node of the same file still holds it.
+async fn open(path: &Path, state: Arc<StateStore>, opts: LogOptions) -> RaftLog {
+    let network = InProcessNetwork::new();
+    let mut last = None;
+    for _ in 0..200 {
+        match RaftLog::open(
+            path,
+            Arc::clone(&state),
+            opts.clone(),
+            network.factory(opts.node_id),
+        )
+        .await
+        {
+            Ok(log) => {
+                network.register(&log);
+                return log;
+            }
+            Err(e) => last = Some(e),
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("raft log could not be reopened: {last:?}");
+}
+
+fn upsert(i: usize) -> Command {
+    Command::UpsertNode {
+        node: Box::new(sim_node(i)),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_recovers_from_redb_without_reinitialising() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("raft.db");
+    let (membership_at, vote, last_index) = {
+        let state = Arc::new(StateStore::new());
+        let log = open(&path, Arc::clone(&state), fast(1)).await;
+        assert!(!log.is_initialized().await.expect("initialized"));
+        log.bootstrap(WAIT).await.expect("bootstrap");
+        assert!(log.is_leader());
+        assert_eq!(log.peers(), vec!["127.0.0.1:4647".to_string()]);
+        assert_eq!(log.leader().as_deref(), Some("127.0.0.1:4647"));
+        let mut last = 0;
+        for i in 0..10 {
+            let a = log.apply(upsert(i)).await.expect("apply");
+            assert!(a.index > last, "indexes grow");
+            last = a.index;
+        }
+        assert_eq!(state.index(), last, "the state index is the log index");
+        assert_eq!(log.applied_index(), last);
+        let m = log.raft().metrics().borrow().clone();
+        log.shutdown().await;
+        (*m.membership_config.log_id(), m.vote, last)
+    };
+
+    let state = Arc::new(StateStore::new());
+    let log = open(&path, Arc::clone(&state), fast(1)).await;
+    assert!(
+        log.is_initialized().await.expect("initialized"),
+        "the vote and log are recovered from the file"
+    );
+    // Committed entries are replayed when the node opens.
+    log.bootstrap(WAIT).await.expect("bootstrap");
+    let a = log.apply(Command::Noop).await.expect("apply after restart");
+    assert!(a.index > last_index);
+    assert_eq!(state.snapshot().node_list().len(), 10);
+    let m = log.raft().metrics().borrow().clone();
+    assert_eq!(
+        *m.membership_config.log_id(),
+        membership_at,
+        "no second initialisation"
+    );
+    assert_eq!(m.vote.leader_id, vote.leader_id, "same term and leader");
+    log.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshot_and_purge_then_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("raft.db");
+    let opts = LogOptions {
+        snapshot_threshold: 5,
+        logs_to_keep: 0,
+        ..fast(1)
+    };
+    let last = {
+        let state = Arc::new(StateStore::new());
+        let log = open(&path, Arc::clone(&state), opts.clone()).await;
+        log.bootstrap(WAIT).await.expect("bootstrap");
+        let mut last = 0;
+        for i in 0..30 {
+            last = log.apply(upsert(i)).await.expect("apply").index;
+        }
+        log.trigger_snapshot().await.expect("snapshot");
+        log.raft()
+            .wait(Some(WAIT))
+            .metrics(
+                |m| {
+                    m.snapshot.map(|s| s.index) == Some(last)
+                        && m.purged.map(|p| p.index) == Some(last)
+                },
+                "snapshot at the last entry and the log purged up to it",
+            )
+            .await
+            .expect("snapshot and purge");
+        assert_eq!(log.snapshot_index(), last);
+        log.shutdown().await;
+        last
+    };
+
+    let state = Arc::new(StateStore::new());
+    let log = open(&path, Arc::clone(&state), opts).await;
+    // Before any new write, the state is the snapshot's.
+    assert_eq!(state.index(), last);
+    assert_eq!(state.snapshot().node_list().len(), 30);
+    assert_eq!(log.applied_index(), last);
+    log.raft()
+        .wait(Some(WAIT))
+        .metrics(
+            |m| {
+                m.purged.map(|p| p.index) == Some(last) && m.snapshot.map(|s| s.index) == Some(last)
+            },
+            "the purge point and snapshot recovered",
+        )
+        .await
+        .expect("recovered");
+    log.bootstrap(WAIT).await.expect("bootstrap");
+    let a = log.apply(upsert(30)).await.expect("apply after restart");
+    assert!(a.index > last);
+    assert_eq!(state.snapshot().node_list().len(), 31);
+    log.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_servers_in_process_elect_replicate_and_agree() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let network = InProcessNetwork::new();
+    let mut nodes = Vec::new();
+    let mut voters = BTreeMap::new();
+    for id in 1..=3u64 {
+        let state = Arc::new(StateStore::new());
+        let opts = LogOptions {
+            snapshot_threshold: 10,
+            logs_to_keep: 2,
+            ..fast(id)
+        };
+        voters.insert(id, BasicNode::new(opts.advertise.clone()));
+        let log = RaftLog::open(
+            &dir.path().join(format!("raft-{id}.db")),
+            Arc::clone(&state),
+            opts,
+            network.factory(id),
+        )
+        .await
+        .expect("open");
+        network.register(&log);
+        nodes.push((log, state));
+    }
+    nodes[0].0.initialize(voters).await.expect("initialize");
+    let mut leader = 0;
+    for (log, _) in &nodes {
+        leader = log.wait_for_leader(WAIT).await.expect("leader");
+    }
+    let lead = &nodes[(leader - 1) as usize].0;
+    assert!(lead.is_leader());
+    assert_eq!(lead.peers().len(), 3);
+    let follower = nodes
+        .iter()
+        .find(|(l, _)| l.node_id() != leader)
+        .map(|(l, _)| l)
+        .expect("a follower");
+    assert!(!follower.is_leader());
+    assert_eq!(follower.leader(), lead.leader());
+    assert!(matches!(
+        follower.apply(Command::Noop).await,
+        Err(ServerError::NoLeader)
+    ));
+
+    let mut last = 0;
+    for i in 0..25 {
+        last = lead.apply(upsert(i)).await.expect("apply").index;
+    }
+    for (log, state) in &nodes {
+        log.raft()
+            .wait(Some(WAIT))
+            .applied_index_at_least(Some(last), "replicated")
+            .await
+            .expect("applied");
+        assert_eq!(state.index(), last);
+    }
+    let ids = |s: &StateStore| {
+        let mut v: Vec<String> = s
+            .snapshot()
+            .node_list()
+            .iter()
+            .map(|n| n.id.clone())
+            .collect();
+        v.sort();
+        v
+    };
+    let first = ids(&nodes[0].1);
+    assert_eq!(first.len(), 25);
+    for (_, state) in &nodes[1..] {
+        assert_eq!(ids(state), first, "every state store agrees");
+    }
+    assert!(follower.last_contact_ms() < 5_000);
+
+    // Cut the leader off: the other two elect a new one and keep accepting writes.
+    network.set_isolated(leader, true);
+    let survivors: Vec<_> = nodes
+        .iter()
+        .filter(|(l, _)| l.node_id() != leader)
+        .collect();
+    let new_leader = survivors[0]
+        .0
+        .raft()
+        .wait(Some(WAIT))
+        .metrics(
+            |m| m.current_leader.is_some_and(|l| l != leader),
+            "a new leader",
+        )
+        .await
+        .expect("re-election")
+        .current_leader
+        .expect("leader");
+    let lead2 = &nodes[(new_leader - 1) as usize].0;
+    let a = lead2.apply(upsert(99)).await.expect("apply via new leader");
+    for (log, state) in &survivors {
+        log.raft()
+            .wait(Some(WAIT))
+            .applied_index_at_least(Some(a.index), "replicated")
+            .await
+            .expect("applied");
+        assert!(state.snapshot().node("node-99").is_some());
+    }
+    // Healed, the old leader catches up (from a snapshot or the log).
+    network.set_isolated(leader, false);
+    let old = &nodes[(leader - 1) as usize];
+    old.0
+        .raft()
+        .wait(Some(WAIT))
+        .applied_index_at_least(Some(a.index), "caught up")
+        .await
+        .expect("caught up");
+    assert_eq!(ids(&old.1), ids(&survivors[0].1));
+    for (log, _) in &nodes {
+        log.shutdown().await;
+    }
+}
+
+#[tokio::test]
+async fn a_file_of_the_earlier_log_format_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("raft.db");
+    {
+        let db = redb::Database::create(&path).expect("create");
+        let w = db.begin_write().expect("write");
+        w.open_table(redb::TableDefinition::<u64, &[u8]>::new("log"))
+            .expect("table");
+        w.commit().expect("commit");
+    }
+    let err = RaftLog::open(
+        &path,
+        Arc::new(StateStore::new()),
+        fast(1),
+        InProcessNetwork::new().factory(1),
+    )
+    .await
+    .err()
+    .expect("refused");
+    assert!(
+        err.to_string().contains("earlier single-voter log"),
+        "{err}"
+    );
+}
