@@ -2371,7 +2371,6 @@ job "fixed" {
 /// neighbours; the JSON API format must still carry it exactly. serde_json reads such floats
 /// exactly only with its `float_roundtrip` feature, which the workspace does not enable yet.
 #[test]
-#[ignore = "needs serde_json's float_roundtrip feature in the workspace dependencies"]
 fn full_precision_floats_round_trip_through_json() {
     let src = r#"
 job "floats" {
@@ -2437,7 +2436,6 @@ fn template_literals_keep_doubled_markers() {
 /// `x = null` in a driver's `config` is kept as a JSON `null`, but `parse_json` drops every
 /// `null` object member before decoding, so the job's own JSON reads back without `x`.
 #[test]
-#[ignore = "free-form nulls from HCL do not survive parse_json's null stripping"]
 fn null_config_values_round_trip_through_json() {
     let src = r#"
 job "nulls" {
@@ -2461,7 +2459,6 @@ job "nulls" {
 /// only the merged group policies are validated: a partial block such as
 /// `reschedule { unlimited = true }` is valid, the rest coming from the job type's defaults.
 #[test]
-#[ignore = "Job::validate checks the job-level reschedule block as if it were complete"]
 fn partial_job_reschedule_block_is_valid() {
     let src = r#"
 job "partial" {

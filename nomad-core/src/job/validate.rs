@@ -169,9 +169,7 @@ fn validate_job(job: &Job, cx: &mut Ctx) {
     if let Some(u) = &job.update {
         validate_update(u, &format!("{path} update"), cx);
     }
-    if let Some(r) = &job.reschedule {
-        validate_reschedule(r, &format!("{path} reschedule"), cx);
-    }
+    // The job's reschedule block is checked where it lands: merged into each group's policy.
     if let Some(m) = &job.multiregion {
         let mut seen = BTreeSet::new();
         for r in &m.regions {

@@ -1236,19 +1236,30 @@ fn free_body(body: &Body, depth: usize) -> Result<Map<String, Value>, String> {
     for s in body.iter() {
         match s {
             Structure::Attribute(a) => {
+                let key = a.key.as_str();
                 let v = expr_to_json(&a.expr, depth)?;
-                if out.insert(a.key.as_str().to_string(), v).is_some() {
-                    return Err(format!("{:?} is set more than once", a.key.as_str()));
+                if out.contains_key(key) {
+                    return Err(format!("{key:?} is set more than once"));
+                }
+                // HCL reads `x = null` as "not set".
+                if !v.is_null() {
+                    out.insert(key.to_string(), v);
                 }
             }
             Structure::Block(b) => {
+                let name = b.identifier.as_str();
+                if out.get(name).is_some_and(|v| !v.is_array()) {
+                    return Err(format!(
+                        "{name:?} is set both as a key and as a block; use one form"
+                    ));
+                }
                 let mut inner = Value::Object(free_body(&b.body, depth + 1)?);
                 for label in b.labels.iter().rev() {
                     let mut m = Map::new();
                     m.insert(label.as_str().to_string(), inner);
                     inner = Value::Object(m);
                 }
-                push_array(&mut out, b.identifier.as_str(), inner);
+                push_array(&mut out, name, inner);
             }
         }
     }
@@ -1296,7 +1307,11 @@ fn expr_to_json(e: &Expression, depth: usize) -> Result<Value, String> {
                     },
                     _ => return Err("object keys must be text".into()),
                 };
-                m.insert(key, expr_to_json(v, depth + 1)?);
+                let value = expr_to_json(v, depth + 1)?;
+                // An object member set to null is absent, as in the JSON API.
+                if !value.is_null() {
+                    m.insert(key, value);
+                }
             }
             Value::Object(m)
         }
@@ -1434,4 +1449,265 @@ fn to_header_map(v: &Value) -> Result<Value, String> {
         out.insert(k.clone(), Value::Array(strs));
     }
     Ok(Value::Object(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::jobspec::{parse_hcl, ParseOptions};
+    use crate::Error;
+
+    fn parse(src: &str) -> Result<crate::job::Job, Vec<String>> {
+        parse_hcl(src, "t.hcl", &ParseOptions::default()).map_err(|e| match e {
+            Error::Invalid(errs) => errs.iter().map(ToString::to_string).collect(),
+            other => vec![other.to_string()],
+        })
+    }
+
+    /// A job with one group "g" holding one task "t"; `group` and `task` are extra lines.
+    fn job_src(group: &str, task: &str) -> String {
+        format!(
+            "job \"j\" {{\n  group \"g\" {{\n{group}\n    task \"t\" {{\n      driver = \"raw_exec\"\n{task}\n    }}\n  }}\n}}\n"
+        )
+    }
+
+    #[test]
+    fn ports_split_into_static_and_dynamic() {
+        let src = job_src(
+            r#"
+    network {
+      mode = "bridge"
+      port "http" {
+        static = 8080
+        to     = 80
+      }
+      port "admin" {
+        to = 9000
+      }
+      port "dyn" {}
+    }"#,
+            "",
+        );
+        let job = parse(&src).unwrap();
+        let net = &job.task_groups[0].networks[0];
+        assert_eq!(net.mode, "bridge");
+        assert_eq!(net.reserved_ports.len(), 1);
+        assert_eq!(net.reserved_ports[0].label, "http");
+        assert_eq!(net.reserved_ports[0].value, 8080);
+        assert_eq!(net.reserved_ports[0].to, 80);
+        let dynamic: Vec<_> = net
+            .dynamic_ports
+            .iter()
+            .map(|p| (p.label.as_str(), p.to))
+            .collect();
+        assert_eq!(dynamic, [("admin", 9000), ("dyn", 0)]);
+    }
+
+    #[test]
+    fn a_task_outside_a_group_gets_its_own_group_and_vault_propagates() {
+        let job = parse(
+            r#"
+job "j" {
+  vault {
+    policies = ["p"]
+  }
+  task "solo" {
+    driver = "raw_exec"
+  }
+  group "g" {
+    task "a" {
+      driver = "raw_exec"
+    }
+    task "b" {
+      driver = "raw_exec"
+      vault {
+        policies = ["own"]
+      }
+    }
+  }
+}"#,
+        )
+        .unwrap();
+        let names: Vec<_> = job.task_groups.iter().map(|g| g.name.as_str()).collect();
+        assert_eq!(names, ["g", "solo"]);
+        let g = job.group("g").unwrap();
+        assert_eq!(g.tasks[0].vault.as_ref().unwrap().policies, ["p"]);
+        assert_eq!(g.tasks[1].vault.as_ref().unwrap().policies, ["own"]);
+        let solo = job.group("solo").unwrap();
+        assert_eq!(solo.tasks[0].vault.as_ref().unwrap().policies, ["p"]);
+        assert_eq!(job.datacenters, ["*"]);
+    }
+
+    #[test]
+    fn constraint_shorthands() {
+        let job = parse(
+            r#"
+job "j" {
+  constraint {
+    distinct_hosts = true
+  }
+  constraint {
+    distinct_property = "${meta.rack}"
+    value             = "2"
+  }
+  constraint {
+    attribute = "${attr.kernel.version}"
+    version   = ">= 4.0"
+  }
+  affinity {
+    attribute        = "${meta.team}"
+    set_contains_any = "a,b"
+    weight           = -20
+  }
+  group "g" {
+    task "t" {
+      driver = "raw_exec"
+    }
+  }
+}"#,
+        )
+        .unwrap();
+        let ops: Vec<_> = job
+            .constraints
+            .iter()
+            .map(|c| (c.l_target.as_str(), c.operand.as_str(), c.r_target.as_str()))
+            .collect();
+        assert_eq!(
+            ops,
+            [
+                ("", "distinct_hosts", ""),
+                ("${meta.rack}", "distinct_property", "2"),
+                ("${attr.kernel.version}", "version", ">= 4.0"),
+            ]
+        );
+        assert_eq!(job.affinities[0].operand, "set_contains_any");
+        assert_eq!(job.affinities[0].weight, Some(-20));
+    }
+
+    #[test]
+    fn errors_name_the_key_and_where() {
+        let src = job_src(
+            r#"
+    count = "lots"
+    restart {
+      atempts = 3
+    }"#,
+            r#"
+      kill_timeout = "5 parsecs"
+      resources {
+        cpu = "fast"
+      }"#,
+        );
+        let errs = parse(&src).unwrap_err();
+        let has = |want: &str| errs.iter().any(|e| e == want);
+        assert!(
+            has(r#"job "j" group "g": count: expected a whole number, got "lots""#),
+            "{errs:#?}"
+        );
+        assert!(
+            has(r#"job "j" group "g" restart: unknown key "atempts"; did you mean "attempts"?"#),
+            "{errs:#?}"
+        );
+        assert!(
+            errs.iter()
+                .any(|e| e.starts_with(r#"job "j" group "g" task "t": kill_timeout: unknown unit"#)),
+            "{errs:#?}"
+        );
+        assert!(
+            has(
+                r#"job "j" group "g" task "t" resources: cpu: expected a whole number, got "fast""#
+            ),
+            "{errs:#?}"
+        );
+        assert_eq!(errs.len(), 4, "{errs:#?}");
+    }
+
+    #[test]
+    fn single_blocks_cannot_repeat_and_scaling_labels_are_checked() {
+        let src = job_src(
+            r#"
+    ephemeral_disk {
+      size = 100
+    }
+    ephemeral_disk {
+      size = 200
+    }"#,
+            r#"
+      scaling "disk" {
+        max = 10
+      }
+      scaling "cpu" {
+        min = 10
+      }"#,
+        );
+        let errs = parse(&src).unwrap_err();
+        let has = |want: &str| errs.iter().any(|e| e.contains(want));
+        assert!(has("only one ephemeral_disk block is allowed"), "{errs:#?}");
+        assert!(has(r#""disk" is not a scalable resource"#), "{errs:#?}");
+        assert!(has(r#"scaling "cpu": max is required"#), "{errs:#?}");
+    }
+
+    #[test]
+    fn free_form_config_keeps_blocks_drops_nulls_and_refuses_mixed_forms() {
+        let src = job_src(
+            "",
+            r#"
+      config {
+        image = "redis"
+        unset = null
+        port_map {
+          db = 6379
+        }
+        mount {
+          type = "bind"
+        }
+        mount {
+          type = "tmpfs"
+        }
+        logging "syslog" {
+          tag = "x"
+        }
+      }"#,
+        );
+        let job = parse(&src).unwrap();
+        let cfg = serde_json::to_value(&job.task_groups[0].tasks[0].config).unwrap();
+        assert_eq!(
+            cfg,
+            serde_json::json!({
+                "image": "redis",
+                "port_map": [{ "db": 6379 }],
+                "mount": [{ "type": "bind" }, { "type": "tmpfs" }],
+                "logging": [{ "syslog": { "tag": "x" } }],
+            })
+        );
+        let src = job_src(
+            "",
+            r#"
+      config {
+        mount = "x"
+        mount {
+          type = "bind"
+        }
+      }"#,
+        );
+        let errs = parse(&src).unwrap_err();
+        assert!(
+            errs.iter()
+                .any(|e| e.contains("set both as a key and as a block")),
+            "{errs:#?}"
+        );
+    }
+
+    #[test]
+    fn unsupported_features_say_so() {
+        let src = job_src("", "").replacen(
+            "job \"j\" {\n",
+            "job \"j\" {\n  group_selection \"x\" {\n    count = 1\n  }\n",
+            1,
+        );
+        let errs = parse(&src).unwrap_err();
+        assert_eq!(
+            errs,
+            [r#"job "j": the group_selection block is not supported by this implementation"#]
+        );
+    }
 }

@@ -12,12 +12,12 @@ mod resources;
 mod sched_config;
 pub mod version;
 
-pub use alloc::{AllocatedCpu, AllocatedDevice, AllocatedMemory};
 pub use alloc::{
     AllocDeploymentStatus, AllocMetric, AllocatedPortMapping, AllocatedResources,
     AllocatedSharedResources, AllocatedTaskResources, Allocation, DesiredTransition, NodeScoreMeta,
     RescheduleEvent, RescheduleTracker, TaskEvent, TaskState,
 };
+pub use alloc::{AllocatedCpu, AllocatedDevice, AllocatedMemory};
 pub use node::{
     DrainStrategy, DriverInfo, HostNetwork, HostVolume, Node, NodeCpuResources, NodeDevice,
     NodeDeviceResource, NodeReservedResources, NodeResources,
