@@ -6,6 +6,9 @@
 //! * [`RawExecDriver`]: a command on the host in its own process group, its output in rotated
 //!   log files, stopped with its kill signal and then SIGKILL; disabled unless
 //!   [`RawExecConfig::enabled`] is set;
+//! * [`ExecDriver`]: a command isolated in a container (libcontainer): a task root of the
+//!   alloc dir and read-only host directories, private PID, IPC and mount namespaces, cgroup
+//!   limits; needs root;
 //! * [`DockerDriver`]: a container through the Docker Engine API on the local socket;
 //! * [`MockDriver`]: tasks scripted by their config, for tests and examples;
 //!
@@ -93,6 +96,7 @@ mod state;
 mod task_runner;
 
 pub use driver::{DockerConfig, DockerDriver, MockDriver, MockHost, RawExecConfig, RawExecDriver};
+pub use driver::{ExecConfig, ExecDriver};
 pub use logs::RotatingLog;
 
 pub use alloc_runner::{client_status, AllocHandle, AllocHookFactory, TaskHookFactory};

@@ -1,11 +1,13 @@
 //! The built-in task drivers.
 
 mod docker;
+mod exec;
 mod mock;
 mod output;
 pub(crate) mod process;
 mod raw_exec;
 
 pub use docker::{DockerConfig, DockerDriver};
+pub use exec::{ExecConfig, ExecDriver};
 pub use mock::{MockDriver, MockHost};
 pub use raw_exec::{RawExecConfig, RawExecDriver};

@@ -66,6 +66,19 @@ impl TaskOutput {
         }
     }
 
+    /// The stream as a file descriptor for a process started other than through
+    /// [`std::process::Command`] (a container runtime): the pipe's writing end, or `/dev/null`
+    /// when the stream is discarded.
+    pub(crate) fn child_fd(&self) -> io::Result<std::os::fd::OwnedFd> {
+        match &self.writer {
+            Some(file) => file.try_clone().map(Into::into),
+            None => std::fs::OpenOptions::new()
+                .write(true)
+                .open("/dev/null")
+                .map(Into::into),
+        }
+    }
+
     /// Starts copying the pipe into the log at `base` until every writer closed it.
     pub(crate) fn spawn_copier(&self, base: &Path, logs: LogConfig) -> Option<JoinHandle<()>> {
         let fifo = self.fifo.as_ref()?;

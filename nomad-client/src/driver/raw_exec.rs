@@ -83,10 +83,11 @@ struct RawExecTaskConfig {
     args: Vec<String>,
 }
 
+/// How and when a task ended, as its supervisor publishes it.
 #[derive(Debug, Clone)]
-struct Exited {
-    result: ExitResult,
-    at: SystemTime,
+pub(crate) struct Exited {
+    pub(crate) result: ExitResult,
+    pub(crate) at: SystemTime,
 }
 
 #[derive(Debug)]
@@ -189,7 +190,7 @@ impl Drop for RawExecDriver {
     }
 }
 
-fn exit_from_status(status: ExitStatus) -> ExitResult {
+pub(crate) fn exit_from_status(status: ExitStatus) -> ExitResult {
     match (status.code(), status.signal()) {
         (Some(code), _) => ExitResult::code(code),
         (None, Some(signal)) => ExitResult::signaled(signal),
@@ -202,7 +203,7 @@ fn exit_from_status(status: ExitStatus) -> ExitResult {
 }
 
 /// The named pipe a stream's log is fed through: `<log dir>/.<task>.stdout.fifo`.
-fn fifo_path(log_base: &Path) -> Option<PathBuf> {
+pub(crate) fn fifo_path(log_base: &Path) -> Option<PathBuf> {
     let name = log_base.file_name()?.to_string_lossy().into_owned();
     Some(log_base.with_file_name(format!(".{name}.fifo")))
 }
@@ -234,7 +235,7 @@ fn prepare(config: &TaskConfig, command: &str) -> Result<Prepared, DriverError> 
     })
 }
 
-fn join_error(err: tokio::task::JoinError) -> DriverError {
+pub(crate) fn join_error(err: tokio::task::JoinError) -> DriverError {
     DriverError::other("running a blocking step", err)
 }
 
@@ -654,7 +655,7 @@ impl TaskDriver for RawExecDriver {
 
 /// Lets the log copiers drain what the task wrote (bounded: processes the task left behind
 /// may keep its output open), then publishes the exit.
-async fn finish(
+pub(crate) async fn finish(
     copiers: Vec<tokio::task::JoinHandle<()>>,
     sender: &watch::Sender<Option<Exited>>,
     result: ExitResult,
