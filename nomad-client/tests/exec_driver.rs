@@ -214,7 +214,7 @@ async fn the_task_sees_no_host_processes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_alloc_dir_is_shared_by_the_tasks_of_an_alloc_and_host_dirs_are_read_only() {
-    if !runnable("the_alloc_dir_is_shared_by_the_tasks_of_an_alloc") {
+    if !runnable("the_alloc_dir_is_shared_by_the_tasks_of_an_alloc_and_host_dirs_are_read_only") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
