@@ -434,28 +434,22 @@ impl DockerDriver {
         Ok(body)
     }
 
-    /// Follows the container's output into the task's log files.
+    /// Follows the container's output into the task's log files. Resolves to the bytes
+    /// copied per stream (stdout, stderr), so that a final fetch can add what the stream
+    /// missed.
     fn spawn_log_copier(
         &self,
         config: &TaskConfig,
         id: &str,
         since: u64,
-    ) -> tokio::task::JoinHandle<()> {
+    ) -> tokio::task::JoinHandle<LogProgress> {
         let api = self.api.clone();
         let path = format!("/containers/{id}/logs?follow=1&stdout=1&stderr=1&since={since}");
-        let (stdout, stderr, logs) = (
-            config.stdout_path.clone(),
-            config.stderr_path.clone(),
-            config.logs,
-        );
+        let target = LogTarget::of(config, since);
         tokio::spawn(async move {
+            let mut progress = LogProgress::default();
             let copied: Result<(), String> = async {
-                let mut out = RotatingLog::open(&stdout, logs)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                let mut err = RotatingLog::open(&stderr, logs)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                let (mut out, mut err) = target.open().await?;
                 let response = api
                     .send(Method::GET, &path, Body::Empty)
                     .await
@@ -469,24 +463,81 @@ impl DockerDriver {
                     };
                     buffer.extend_from_slice(&data);
                     for (stream, payload) in take_frames(&mut buffer) {
-                        let log = if stream == 2 { &mut err } else { &mut out };
+                        let (log, count) = if stream == 2 {
+                            (&mut err, &mut progress.stderr)
+                        } else {
+                            (&mut out, &mut progress.stdout)
+                        };
                         log.write(&payload).await.map_err(|e| e.to_string())?;
+                        *count += payload.len() as u64;
                     }
                 }
                 Ok(())
             }
             .await;
             if let Err(error) = copied {
-                tracing::warn!(log = %stdout.display(), %error, "copying container output failed");
+                tracing::warn!(log = %target.stdout.display(), %error, "copying container output failed");
             }
+            progress
         })
+    }
+
+    /// After the container exited: fetches its whole output once more, without following,
+    /// and writes what the followed stream did not deliver. The engine can end a followed
+    /// stream of a container that exits at once before its last lines are readable.
+    async fn reconcile_logs(api: &DockerApi, id: &str, target: &LogTarget, seen: LogProgress) {
+        let path = format!(
+            "/containers/{id}/logs?stdout=1&stderr=1&since={}",
+            target.since
+        );
+        let result: Result<(), String> = async {
+            let response = api
+                .send(Method::GET, &path, Body::Empty)
+                .await
+                .map_err(|e| e.to_string())?;
+            let mut body = response.into_body();
+            let mut buffer = Vec::new();
+            while let Some(frame) = body.frame().await {
+                let frame = frame.map_err(|e| e.to_string())?;
+                if let Ok(data) = frame.into_data() {
+                    buffer.extend_from_slice(&data);
+                }
+            }
+            let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+            for (stream, payload) in take_frames(&mut buffer) {
+                if stream == 2 {
+                    stderr.extend_from_slice(&payload);
+                } else {
+                    stdout.extend_from_slice(&payload);
+                }
+            }
+            let skip = |all: &[u8], n: u64| -> Vec<u8> {
+                all.get(usize::try_from(n).unwrap_or(usize::MAX)..)
+                    .map(<[u8]>::to_vec)
+                    .unwrap_or_default()
+            };
+            let (missing_out, missing_err) =
+                (skip(&stdout, seen.stdout), skip(&stderr, seen.stderr));
+            if missing_out.is_empty() && missing_err.is_empty() {
+                return Ok(());
+            }
+            let (mut out, mut err) = target.open().await?;
+            out.write(&missing_out).await.map_err(|e| e.to_string())?;
+            err.write(&missing_err).await.map_err(|e| e.to_string())?;
+            Ok(())
+        }
+        .await;
+        if let Err(error) = result {
+            tracing::warn!(container = %id, %error, "reading the container's final output failed");
+        }
     }
 
     /// Watches the container until it exits, then publishes how.
     fn spawn_supervisor(
         &self,
         id: &str,
-        copier: tokio::task::JoinHandle<()>,
+        copier: tokio::task::JoinHandle<LogProgress>,
+        target: LogTarget,
         sender: watch::Sender<Option<Exited>>,
     ) -> tokio::task::JoinHandle<()> {
         let api = self.api.clone();
@@ -520,7 +571,9 @@ impl DockerDriver {
             };
             // The engine ends the log stream when the container stops; the bound only guards
             // against an engine that never does.
-            let _ = tokio::time::timeout(LOG_DRAIN_LIMIT, copier).await;
+            if let Ok(Ok(seen)) = tokio::time::timeout(LOG_DRAIN_LIMIT, copier).await {
+                Self::reconcile_logs(&api, &id, &target, seen).await;
+            }
             sender.send_replace(Some(Exited {
                 result,
                 at: SystemTime::now(),
@@ -532,7 +585,8 @@ impl DockerDriver {
         let copier = self.spawn_log_copier(config, &state.container_id, since);
         let copier_abort = copier.abort_handle();
         let (sender, exit) = watch::channel(None);
-        let supervisor = self.spawn_supervisor(&state.container_id, copier, sender);
+        let target = LogTarget::of(config, since);
+        let supervisor = self.spawn_supervisor(&state.container_id, copier, target, sender);
         Arc::new(Container {
             config: config.clone(),
             state,
@@ -605,6 +659,43 @@ fn stream_error(body: &[u8]) -> Option<String> {
             .and_then(Value::as_str)
             .map(str::to_owned)
     })
+}
+
+/// Bytes of a container's output copied so far, per stream.
+#[derive(Debug, Clone, Copy, Default)]
+struct LogProgress {
+    stdout: u64,
+    stderr: u64,
+}
+
+/// Where a container's output goes.
+#[derive(Debug, Clone)]
+struct LogTarget {
+    stdout: std::path::PathBuf,
+    stderr: std::path::PathBuf,
+    logs: nomad_core::driver::LogConfig,
+    since: u64,
+}
+
+impl LogTarget {
+    fn of(config: &TaskConfig, since: u64) -> Self {
+        Self {
+            stdout: config.stdout_path.clone(),
+            stderr: config.stderr_path.clone(),
+            logs: config.logs,
+            since,
+        }
+    }
+
+    async fn open(&self) -> Result<(RotatingLog, RotatingLog), String> {
+        let out = RotatingLog::open(&self.stdout, self.logs)
+            .await
+            .map_err(|e| e.to_string())?;
+        let err = RotatingLog::open(&self.stderr, self.logs)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok((out, err))
+    }
 }
 
 fn now_unix() -> u64 {
