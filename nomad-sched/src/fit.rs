@@ -91,15 +91,16 @@ pub fn evaluate_node_plan_with(
     if node.scheduling_eligibility == status::NODE_INELIGIBLE {
         return Err(NodeFitError::NodeIneligible);
     }
-    let gone: HashSet<&str> = removed
-        .iter()
-        .copied()
-        .chain(placed.iter().map(|a| a.id.as_str()))
-        .collect();
+    let gone = Gone::new(
+        removed
+            .iter()
+            .copied()
+            .chain(placed.iter().map(|a| a.id.as_str())),
+    );
     let leaving: Vec<&Allocation> = existing
         .iter()
         .map(|a| a.as_ref())
-        .filter(|a| !a.terminal() && gone.contains(a.id.as_str()))
+        .filter(|a| gone.contains(&a.id) && !a.terminal())
         .collect();
 
     let mut total = *usage;
@@ -115,11 +116,35 @@ pub fn evaluate_node_plan_with(
     check_devices(node, existing, &gone, placed)
 }
 
+/// IDs leaving a node: a short list is scanned, a long one hashed.
+enum Gone<'a> {
+    Few(Vec<&'a str>),
+    Many(HashSet<&'a str>),
+}
+
+impl<'a> Gone<'a> {
+    fn new(ids: impl Iterator<Item = &'a str>) -> Self {
+        let v: Vec<&str> = ids.collect();
+        if v.len() <= 16 {
+            Gone::Few(v)
+        } else {
+            Gone::Many(v.into_iter().collect())
+        }
+    }
+
+    fn contains(&self, id: &str) -> bool {
+        match self {
+            Gone::Few(v) => v.iter().any(|g| *g == id),
+            Gone::Many(h) => h.contains(id),
+        }
+    }
+}
+
 fn check_ports(
     node: &Node,
     ports: Option<&PortIndex>,
     existing: &[Arc<Allocation>],
-    gone: &HashSet<&str>,
+    gone: &Gone<'_>,
     leaving: &[&Allocation],
     placed: &[Allocation],
 ) -> Result<(), NodeFitError> {
@@ -152,7 +177,7 @@ fn check_ports(
 fn check_devices(
     node: &Node,
     existing: &[Arc<Allocation>],
-    gone: &HashSet<&str>,
+    gone: &Gone<'_>,
     placed: &[Allocation],
 ) -> Result<(), NodeFitError> {
     let wanted = |a: &Allocation| -> Vec<String> {
@@ -181,7 +206,7 @@ fn check_devices(
         .collect();
     let mut used: HashSet<String> = existing
         .iter()
-        .filter(|a| !a.terminal() && !gone.contains(a.id.as_str()))
+        .filter(|a| !a.terminal() && !gone.contains(&a.id))
         .flat_map(|a| wanted(a))
         .collect();
     for id in asks {

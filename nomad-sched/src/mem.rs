@@ -11,6 +11,7 @@ use nomad_core::structs::{
 use nomad_net::PortIndex;
 
 use crate::fit::evaluate_node_plan_with;
+use crate::hash::FastMap;
 use crate::state::{NodeIdx, NodeUsage, Planner, SchedState};
 use crate::SchedError;
 
@@ -38,7 +39,7 @@ fn get2<'a, V>(m: &'a ByName<V>, ns: &str, id: &str) -> Option<&'a V> {
 pub struct MemState {
     index: u64,
     nodes: Vec<Arc<Node>>,
-    node_ids: HashMap<String, NodeIdx>,
+    node_ids: FastMap<String, NodeIdx>,
     /// Class, capacity and usage of each node side by side: one cache line per node on
     /// the scheduler's hot path.
     hot: Vec<NodeHot>,
@@ -48,8 +49,8 @@ pub struct MemState {
     ready_all: Vec<NodeIdx>,
     by_node: Vec<Vec<Arc<Allocation>>>,
     by_job: ByName<Vec<Arc<Allocation>>>,
-    alloc_node: HashMap<String, NodeIdx>,
-    alloc_jobs: HashMap<String, Arc<Job>>,
+    alloc_node: FastMap<String, NodeIdx>,
+    alloc_jobs: FastMap<String, Arc<Job>>,
     jobs: ByName<Arc<Job>>,
     deployments: ByName<Deployment>,
     config: SchedulerConfiguration,
@@ -276,9 +277,9 @@ impl MemState {
         };
         let n = node as usize;
         let ns = if alloc.namespace.is_empty() {
-            "default".to_string()
+            "default"
         } else {
-            alloc.namespace.clone()
+            alloc.namespace.as_str()
         };
         // Remove the previous version.
         if let Some(prev_node) = self.alloc_node.insert(alloc.id.clone(), node) {
@@ -292,22 +293,28 @@ impl MemState {
             }
             if let Some(v) = self
                 .by_job
-                .get_mut(&ns)
+                .get_mut(ns)
                 .and_then(|m| m.get_mut(&alloc.job_id))
             {
-                v.retain(|a| a.id != alloc.id);
+                if let Some(pos) = v.iter().position(|a| a.id == alloc.id) {
+                    v.swap_remove(pos);
+                }
             }
         }
         if !alloc.terminal() {
             self.hot[n].usage.add(&NodeUsage::of_alloc(&alloc));
             let _ = self.ports[n].add_alloc(&alloc);
         }
-        self.by_job
-            .entry(ns)
-            .or_default()
-            .entry(alloc.job_id.clone())
-            .or_default()
-            .push(Arc::clone(&alloc));
+        let jobs = match self.by_job.get_mut(ns) {
+            Some(m) => m,
+            None => self.by_job.entry(ns.to_string()).or_default(),
+        };
+        match jobs.get_mut(&alloc.job_id) {
+            Some(v) => v.push(Arc::clone(&alloc)),
+            None => {
+                jobs.insert(alloc.job_id.clone(), vec![Arc::clone(&alloc)]);
+            }
+        }
         self.by_node[n].push(alloc);
     }
 

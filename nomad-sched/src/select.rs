@@ -81,17 +81,110 @@ impl ClassCheck {
 struct SpreadSpec {
     prop: usize,
     weight: f64,
-    /// Desired counts per value; `*` is the implicit remainder. Empty: even spread.
-    desired: HashMap<String, f64>,
+    /// Desired counts by value id (targets are interned first, so their ids come first).
+    desired: Vec<f64>,
+    /// The implicit remainder for values without a target, when targets leave one.
+    remainder: Option<f64>,
+    /// No targets: spread evenly.
+    even: bool,
 }
 
-/// A set of allocations counted by the value of a node property.
+/// A set of allocations counted by the value of a node property. Values are interned to
+/// small ids; when the property only depends on the node's class (attributes, metadata,
+/// datacenter, class, pool) its value is cached per class, so ranking a node needs no
+/// string work.
 #[derive(Debug, Clone)]
 struct PropSet {
     target: TargetRef,
     /// Counts only allocations of this group; `None` counts the whole job.
     group: Option<String>,
-    counts: HashMap<String, u32>,
+    class_level: bool,
+    ids: HashMap<String, u32>,
+    counts: Vec<u32>,
+    /// Per class: 0 unknown, 1 not set on the node, n >= 2 value id n - 2.
+    by_class: Vec<u32>,
+    /// Smallest and largest non-zero count, recomputed after a change.
+    minmax: Option<(u32, u32)>,
+}
+
+impl PropSet {
+    fn new(target: TargetRef, group: Option<String>, classes: usize) -> Self {
+        let class_level = match &target {
+            TargetRef::Attr(k) | TargetRef::Meta(k) => !k.starts_with("unique."),
+            TargetRef::Datacenter | TargetRef::Class | TargetRef::Pool | TargetRef::Lit(_) => true,
+            TargetRef::NodeId | TargetRef::NodeName | TargetRef::Unknown => false,
+        };
+        PropSet {
+            target,
+            group,
+            class_level,
+            ids: HashMap::new(),
+            counts: Vec::new(),
+            by_class: vec![0; classes],
+            minmax: None,
+        }
+    }
+
+    fn intern(&mut self, v: &str) -> u32 {
+        if let Some(&id) = self.ids.get(v) {
+            return id;
+        }
+        let id = self.counts.len() as u32;
+        self.ids.insert(v.to_string(), id);
+        self.counts.push(0);
+        id
+    }
+
+    /// The value id of a node of class `class`; `node` is only asked for when needed.
+    fn value<'n>(&mut self, class: u32, node: impl FnOnce() -> Option<&'n Node>) -> Option<u32> {
+        let c = class as usize;
+        if self.class_level {
+            match self.by_class.get(c).copied() {
+                Some(1) => return None,
+                Some(n) if n >= 2 => return Some(n - 2),
+                _ => {}
+            }
+        }
+        let text = node().and_then(|n| self.target.get(n).map(str::to_owned));
+        let id = text.map(|t| self.intern(&t));
+        if self.class_level {
+            if let Some(slot) = self.by_class.get_mut(c) {
+                *slot = id.map_or(1, |i| i + 2);
+            }
+        }
+        id
+    }
+
+    fn count(&self, v: u32) -> u32 {
+        self.counts.get(v as usize).copied().unwrap_or(0)
+    }
+
+    fn bump(&mut self, v: u32, delta: i32) {
+        if let Some(c) = self.counts.get_mut(v as usize) {
+            *c = if delta > 0 {
+                c.saturating_add(delta as u32)
+            } else {
+                c.saturating_sub(delta.unsigned_abs())
+            };
+            self.minmax = None;
+        }
+    }
+
+    /// Nomad's even-spread boost for a node whose value is `v`.
+    fn even_boost(&mut self, v: u32) -> f64 {
+        let (min, max) = match self.minmax {
+            Some(m) => m,
+            None => {
+                let used = self.counts.iter().copied().filter(|&c| c > 0);
+                let m = used.fold((0u32, 0u32), |(lo, hi), c| {
+                    (if lo == 0 { c } else { lo.min(c) }, hi.max(c))
+                });
+                self.minmax = Some(m);
+                m
+            }
+        };
+        even_spread_boost(self.count(v), min, max)
+    }
 }
 
 /// A task group compiled for placement.
@@ -143,6 +236,9 @@ struct Ranked {
     spread: f64,
 }
 
+/// A ranked node and the devices it would give.
+type Offer = (Ranked, Vec<Vec<AllocatedDevice>>);
+
 /// The node chosen for a placement and what it was given there.
 #[derive(Debug)]
 pub(crate) struct Chosen {
@@ -190,6 +286,8 @@ pub(crate) struct EvalCtx<'s, S: SchedState + ?Sized> {
     pub(crate) limit: usize,
     pub(crate) penalty_nodes: Vec<NodeIdx>,
     class_names: FastMap<u32, String>,
+    /// Per group, a bit per node found infeasible or full during this evaluation.
+    known_bad: Vec<Vec<u64>>,
 }
 
 impl<'s, S: SchedState + ?Sized> EvalCtx<'s, S> {
@@ -243,6 +341,7 @@ impl<'s, S: SchedState + ?Sized> EvalCtx<'s, S> {
             limit,
             penalty_nodes: Vec::new(),
             class_names: FastMap::default(),
+            known_bad: Vec::new(),
         };
         for tg in &job.task_groups {
             let mut spec = ctx.compile_group(&job, tg, classes);
@@ -253,6 +352,7 @@ impl<'s, S: SchedState + ?Sized> EvalCtx<'s, S> {
                 || spec.distinct_hosts.is_some();
             ctx.groups.push(spec);
             ctx.group_counts.push(FastMap::default());
+            ctx.known_bad.push(Vec::new());
         }
         ctx.count_existing();
         ctx
@@ -325,11 +425,11 @@ impl<'s, S: SchedState + ?Sized> EvalCtx<'s, S> {
                 "distinct_property" => {
                     let allowed = c.r_target.trim().parse::<u32>().unwrap_or(1).max(1);
                     let prop = self.props.len();
-                    self.props.push(PropSet {
-                        target: TargetRef::parse(&c.l_target),
-                        group: if at_job { None } else { Some(tg.name.clone()) },
-                        counts: HashMap::new(),
-                    });
+                    self.props.push(PropSet::new(
+                        TargetRef::parse(&c.l_target),
+                        if at_job { None } else { Some(tg.name.clone()) },
+                        classes,
+                    ));
                     distinct_props.push((prop, allowed));
                 }
                 _ if escapes_class(c) => escaped.push(CompiledConstraint::new(c)),
@@ -340,28 +440,33 @@ impl<'s, S: SchedState + ?Sized> EvalCtx<'s, S> {
         let mut sum_spread_weight = 0.0;
         for s in tg.spreads.iter().chain(job.spreads.iter()) {
             let prop = self.props.len();
-            self.props.push(PropSet {
-                target: TargetRef::parse(&s.attribute),
-                group: Some(tg.name.clone()),
-                counts: HashMap::new(),
-            });
+            let mut set = PropSet::new(
+                TargetRef::parse(&s.attribute),
+                Some(tg.name.clone()),
+                classes,
+            );
             let weight = f64::from(s.weight.unwrap_or(50));
             let total = f64::from(tg.count_or_default());
-            let mut desired = HashMap::new();
+            let mut desired = Vec::new();
             let mut sum = 0.0;
             for t in &s.spread_target {
                 let d = f64::from(t.percent) / 100.0 * total;
-                desired.insert(t.value.clone(), d);
+                let id = set.intern(&t.value) as usize;
+                if desired.len() <= id {
+                    desired.resize(id + 1, 0.0);
+                }
+                desired[id] = d;
                 sum += d;
             }
-            if sum > 0.0 && sum < total {
-                desired.insert("*".to_string(), total - sum);
-            }
+            let remainder = (sum > 0.0 && sum < total).then_some(total - sum);
+            self.props.push(set);
             sum_spread_weight += weight;
             spreads.push(SpreadSpec {
                 prop,
                 weight,
+                even: s.spread_target.is_empty(),
                 desired,
+                remainder,
             });
         }
         let mut affinities = Vec::new();
@@ -434,15 +539,15 @@ impl<'s, S: SchedState + ?Sized> EvalCtx<'s, S> {
         if self.props.is_empty() {
             return;
         }
-        let Some(node) = self.state.nodes().get(idx as usize) else {
-            return;
-        };
+        let state = self.state;
+        let class = state.node_class_id(idx);
         for p in &mut self.props {
             if p.group.as_deref().is_some_and(|g| g != group) {
                 continue;
             }
-            if let Some(v) = p.target.get(node) {
-                bump(p.counts.entry(v.to_string()).or_insert(0));
+            let node = || state.nodes().get(idx as usize).map(|n| n.as_ref());
+            if let Some(v) = p.value(class, node) {
+                p.bump(v, delta);
             }
         }
     }
@@ -451,6 +556,10 @@ impl<'s, S: SchedState + ?Sized> EvalCtx<'s, S> {
     pub(crate) fn stop(&mut self, alloc: &Allocation) {
         if alloc.terminal() {
             return;
+        }
+        // Room was made: what was full may fit again.
+        for bits in &mut self.known_bad {
+            bits.clear();
         }
         let Some(idx) = self.state.node_idx(&alloc.node_id) else {
             return;
@@ -592,16 +701,19 @@ impl<'s, S: SchedState + ?Sized> EvalCtx<'s, S> {
                 return Err((base, false));
             }
         }
-        for &(p, allowed) in &spec.distinct_props {
-            let prop = &self.props[p];
-            let used = match prop.target.get(node) {
-                Some(v) => prop.counts.get(v).copied().unwrap_or(0),
+        let class = class as u32;
+        for i in 0..self.groups[g].distinct_props.len() {
+            let (p, allowed) = self.groups[g].distinct_props[i];
+            let prop = &mut self.props[p];
+            let used = match prop.value(class, || Some(node)) {
+                Some(v) => prop.count(v),
                 None => return Err((base + 1, false)),
             };
             if used >= allowed {
                 return Err((base + 1, false));
             }
         }
+        let spec = &self.groups[g];
         for (source, read_only) in &spec.host_volumes {
             match node.host_volumes.get(source) {
                 Some(v) if !v.read_only || *read_only => {}
@@ -755,7 +867,7 @@ impl<'s, S: SchedState + ?Sized> EvalCtx<'s, S> {
     }
 
     /// Scores node `idx` for group `g`, whose ask fits there.
-    fn score(&self, g: usize, idx: NodeIdx, used_after: &NodeUsage) -> Ranked {
+    fn score(&self, g: usize, idx: NodeIdx, used_after: &NodeUsage, spread: f64) -> Ranked {
         let spec = &self.groups[g];
         let cap = self.state.node_capacity(idx);
         let free = |u: u64, c: u64| {
@@ -807,16 +919,6 @@ impl<'s, S: SchedState + ?Sized> EvalCtx<'s, S> {
                 n += 1.0;
             }
         }
-        let mut spread = 0.0;
-        if let Some(node) = if spec.spreads.is_empty() {
-            None
-        } else {
-            node()
-        } {
-            for s in &spec.spreads {
-                spread += self.spread_boost(s, node, spec.sum_spread_weight);
-            }
-        }
         if spread != 0.0 {
             sum += spread;
             n += 1.0;
@@ -832,28 +934,47 @@ impl<'s, S: SchedState + ?Sized> EvalCtx<'s, S> {
         }
     }
 
-    fn spread_boost(&self, s: &SpreadSpec, node: &Node, sum_weight: f64) -> f64 {
-        let prop = &self.props[s.prop];
-        let Some(value) = prop.target.get(node) else {
-            return -1.0;
-        };
-        let used = f64::from(prop.counts.get(value).copied().unwrap_or(0)) + 1.0;
-        if s.desired.is_empty() {
-            return even_spread_boost(&prop.counts, value);
+    /// The summed spread boost of group `g` on node `idx` (Nomad's spread iterator).
+    fn spread_score(&mut self, g: usize, idx: NodeIdx) -> f64 {
+        if self.groups[g].spreads.is_empty() {
+            return 0.0;
         }
-        let desired = match s.desired.get(value).or_else(|| s.desired.get("*")) {
-            Some(d) => *d,
-            None => return -1.0,
-        };
-        if desired == 0.0 {
-            return -1.0;
+        let state = self.state;
+        let class = state.node_class_id(idx);
+        let sum_weight = self.groups[g].sum_spread_weight;
+        let mut total = 0.0;
+        for i in 0..self.groups[g].spreads.len() {
+            let s = &self.groups[g].spreads[i];
+            let prop = &mut self.props[s.prop];
+            let node = || state.nodes().get(idx as usize).map(|n| n.as_ref());
+            let Some(v) = prop.value(class, node) else {
+                total -= 1.0;
+                continue;
+            };
+            if s.even {
+                total += prop.even_boost(v);
+                continue;
+            }
+            let used = f64::from(prop.count(v)) + 1.0;
+            let desired = match s.desired.get(v as usize).copied().or(s.remainder) {
+                Some(d) => d,
+                None => {
+                    total -= 1.0;
+                    continue;
+                }
+            };
+            if desired == 0.0 {
+                total -= 1.0;
+                continue;
+            }
+            let weight = if sum_weight > 0.0 {
+                s.weight / sum_weight
+            } else {
+                0.0
+            };
+            total += (desired - used) / desired * weight;
         }
-        let weight = if sum_weight > 0.0 {
-            s.weight / sum_weight
-        } else {
-            0.0
-        };
-        (desired - used) / desired * weight
+        total
     }
 
     /// Checks group `g` against one node and, when it is feasible and fits, ranks it.
@@ -915,7 +1036,8 @@ impl<'s, S: SchedState + ?Sized> EvalCtx<'s, S> {
         } else {
             Vec::new()
         };
-        let ranked = self.score(g, idx, &used);
+        let spread = self.spread_score(g, idx);
+        let ranked = self.score(g, idx, &used, spread);
         Some((ranked, devices))
     }
 
@@ -924,7 +1046,59 @@ impl<'s, S: SchedState + ?Sized> EvalCtx<'s, S> {
     /// feasible and fit (skipping up to three that score at or below zero while more
     /// remain), and returns the best. The metrics say what was looked at and why nodes were
     /// left out.
+    ///
+    /// Within an evaluation a node that was infeasible or full for a group stays so (the
+    /// plan only adds to nodes once its stops are recorded), so later placements of the
+    /// group step over it with a bit test. When that leaves nothing, the walk is repeated
+    /// over every node so that the failure's metrics are complete.
     pub(crate) fn select(&mut self, g: usize, preemption: bool) -> (Option<Chosen>, AllocMetric) {
+        let (mut best, mut stats, mut exhausted, stepped_over) = self.walk(g, true);
+        if best.is_none() && stepped_over {
+            (best, stats, exhausted, _) = self.walk(g, false);
+        }
+        let mut chosen = None;
+        if let Some((r, devices)) = best {
+            // The check during ranking guarantees the assignment succeeds.
+            if let Ok(ports) = self.assign_ports(g, r.idx) {
+                chosen = Some(Chosen {
+                    idx: r.idx,
+                    ports,
+                    devices,
+                    preempt: Vec::new(),
+                });
+            }
+        }
+        if chosen.is_none() && preemption {
+            chosen = self.preempt(g, &exhausted);
+        }
+        let metric = self.metric(g, stats);
+        (chosen, metric)
+    }
+
+    fn is_known_bad(&self, g: usize, idx: NodeIdx) -> bool {
+        let i = idx as usize;
+        self.known_bad[g]
+            .get(i / 64)
+            .is_some_and(|w| w & (1u64 << (i % 64)) != 0)
+    }
+
+    fn mark_bad(&mut self, g: usize, idx: NodeIdx) {
+        let i = idx as usize;
+        let words = &mut self.known_bad[g];
+        if words.len() <= i / 64 {
+            words.resize(self.state.nodes().len() / 64 + 1, 0);
+        }
+        if let Some(w) = words.get_mut(i / 64) {
+            *w |= 1u64 << (i % 64);
+        }
+    }
+
+    /// One walk of the node order for group `g` (see [`EvalCtx::select`]).
+    fn walk(
+        &mut self,
+        g: usize,
+        use_known_bad: bool,
+    ) -> (Option<Offer>, SelectStats, Vec<NodeIdx>, bool) {
         let n = self.source.len();
         let spec = &self.groups[g];
         let mut limit = self.limit;
@@ -934,12 +1108,11 @@ impl<'s, S: SchedState + ?Sized> EvalCtx<'s, S> {
         let top_k = self.opts.score_meta_top_k;
         let mut stats = SelectStats::default();
         let mut exhausted = Vec::new();
-        let mut best: Option<(Ranked, Vec<Vec<AllocatedDevice>>)> = None;
-        let mut skipped: Vec<(Ranked, Vec<Vec<AllocatedDevice>>)> = Vec::new();
+        let mut best: Option<Offer> = None;
+        let mut skipped: Vec<Offer> = Vec::new();
         let mut taken = 0usize;
-        let offer = |opt: (Ranked, Vec<Vec<AllocatedDevice>>),
-                     stats: &mut SelectStats,
-                     best: &mut Option<(Ranked, Vec<Vec<AllocatedDevice>>)>| {
+        let mut stepped_over = false;
+        let offer = |opt: Offer, stats: &mut SelectStats, best: &mut Option<Offer>| {
             if top_k > 0 {
                 let pos = stats
                     .top
@@ -958,7 +1131,12 @@ impl<'s, S: SchedState + ?Sized> EvalCtx<'s, S> {
         for _ in 0..n {
             let idx = self.source[self.cursor];
             self.cursor = (self.cursor + self.stride) % n;
+            if use_known_bad && self.is_known_bad(g, idx) {
+                stepped_over = true;
+                continue;
+            }
             let Some(opt) = self.consider(g, idx, &mut stats, &mut exhausted) else {
+                self.mark_bad(g, idx);
                 continue;
             };
             if opt.0.score <= SKIP_SCORE_THRESHOLD && skipped.len() < MAX_SKIP {
@@ -978,23 +1156,7 @@ impl<'s, S: SchedState + ?Sized> EvalCtx<'s, S> {
             offer(opt, &mut stats, &mut best);
             taken += 1;
         }
-        let mut chosen = None;
-        if let Some((r, devices)) = best {
-            // The check during ranking guarantees the assignment succeeds.
-            if let Ok(ports) = self.assign_ports(g, r.idx) {
-                chosen = Some(Chosen {
-                    idx: r.idx,
-                    ports,
-                    devices,
-                    preempt: Vec::new(),
-                });
-            }
-        }
-        if chosen.is_none() && preemption {
-            chosen = self.preempt(g, &exhausted);
-        }
-        let metric = self.metric(g, stats);
-        (chosen, metric)
+        (best, stats, exhausted, stepped_over)
     }
 
     /// Checks group `g` on one given node (system jobs): feasible, fits, ports and devices.
@@ -1219,15 +1381,12 @@ impl<'s, S: SchedState + ?Sized> EvalCtx<'s, S> {
     }
 }
 
-/// Nomad's even-spread boost for a node whose property value is `value`.
-fn even_spread_boost(counts: &HashMap<String, u32>, value: &str) -> f64 {
-    let used: Vec<u32> = counts.values().copied().filter(|&c| c > 0).collect();
-    if used.is_empty() {
+/// Nomad's even-spread boost for a node whose value has `current` allocations, given the
+/// smallest and largest non-zero counts (both 0 when nothing is placed yet).
+fn even_spread_boost(current: u32, min: u32, max: u32) -> f64 {
+    if max == 0 {
         return 0.0;
     }
-    let current = counts.get(value).copied().unwrap_or(0);
-    let min = used.iter().copied().min().unwrap_or(0);
-    let max = used.iter().copied().max().unwrap_or(0);
     if current != min {
         if min == 0 {
             return -1.0;
@@ -1297,12 +1456,12 @@ mod tests {
 
     #[test]
     fn even_spread_prefers_the_least_used_value() {
-        let mut counts = HashMap::new();
-        assert_eq!(even_spread_boost(&counts, "r1"), 0.0);
-        counts.insert("r1".to_string(), 2);
-        counts.insert("r2".to_string(), 1);
-        assert!(even_spread_boost(&counts, "r2") > even_spread_boost(&counts, "r1"));
-        counts.insert("r2".to_string(), 2);
-        assert_eq!(even_spread_boost(&counts, "r1"), -1.0);
+        assert_eq!(even_spread_boost(0, 0, 0), 0.0);
+        // r1 has 2, r2 has 1.
+        assert!(even_spread_boost(1, 1, 2) > even_spread_boost(2, 1, 2));
+        // Even: every value at the minimum gets the largest penalty.
+        assert_eq!(even_spread_boost(2, 2, 2), -1.0);
+        // A value not used yet while others are.
+        assert_eq!(even_spread_boost(0, 1, 2), 1.0);
     }
 }
