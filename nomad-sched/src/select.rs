@@ -37,6 +37,11 @@ pub struct SelectOptions {
     /// each costs a few small heap allocations per placement, so the default keeps the
     /// chosen node's).
     pub score_meta_top_k: usize,
+    /// Record the full breakdown (nodes filtered per constraint and class, exhausted per
+    /// dimension and class) for successful placements too. Failed placements always get
+    /// it: that is what explains a blocked evaluation. Off by default: the breakdown costs
+    /// several heap allocations per placement.
+    pub detailed_metrics: bool,
 }
 
 impl Default for SelectOptions {
@@ -44,6 +49,7 @@ impl Default for SelectOptions {
         SelectOptions {
             affinity_spread_limit: 32,
             score_meta_top_k: 1,
+            detailed_metrics: false,
         }
     }
 }
@@ -1071,7 +1077,8 @@ impl<'s, S: SchedState + ?Sized> EvalCtx<'s, S> {
         if chosen.is_none() && preemption {
             chosen = self.preempt(g, &exhausted);
         }
-        let metric = self.metric(g, stats);
+        let detailed = chosen.is_none() || self.opts.detailed_metrics;
+        let metric = self.metric(g, stats, detailed);
         (chosen, metric)
     }
 
@@ -1184,7 +1191,8 @@ impl<'s, S: SchedState + ?Sized> EvalCtx<'s, S> {
         if chosen.is_none() && preemption && !exhausted.is_empty() {
             chosen = self.preempt(g, &exhausted);
         }
-        (chosen, self.metric(g, stats))
+        let detailed = chosen.is_none() || self.opts.detailed_metrics;
+        (chosen, self.metric(g, stats, detailed))
     }
 
     /// True when group `g` passes every feasibility check on node `idx` (resources aside).
@@ -1258,19 +1266,25 @@ impl<'s, S: SchedState + ?Sized> EvalCtx<'s, S> {
         })
     }
 
-    fn metric(&mut self, g: usize, stats: SelectStats) -> AllocMetric {
+    /// The placement metric; `detailed` adds the breakdown by constraint, class and
+    /// dimension.
+    fn metric(&mut self, g: usize, stats: SelectStats, detailed: bool) -> AllocMetric {
         let mut m = AllocMetric {
             nodes_evaluated: stats.evaluated,
             nodes_filtered: stats.filtered,
             nodes_exhausted: stats.exhausted,
             ..AllocMetric::default()
         };
+        let state = self.state;
+        let nodes = state.nodes();
+        if !detailed {
+            self.push_scores(&mut m, stats.top, nodes);
+            return m;
+        }
         for (reason, count) in stats.constraint_filtered {
             let label = self.reason_label(g, reason);
             *m.constraint_filtered.entry(label).or_insert(0) += count;
         }
-        let state = self.state;
-        let nodes = state.nodes();
         for (class, (count, example)) in stats.class_filtered {
             if let Some(node) = nodes.get(example as usize) {
                 let name = self.class_name(class, node);
@@ -1286,7 +1300,12 @@ impl<'s, S: SchedState + ?Sized> EvalCtx<'s, S> {
         for (dim, count) in stats.dims {
             m.dimension_exhausted.insert(dim.to_string(), count);
         }
-        for r in stats.top {
+        self.push_scores(&mut m, stats.top, nodes);
+        m
+    }
+
+    fn push_scores(&self, m: &mut AllocMetric, top: Vec<Ranked>, nodes: &[Arc<Node>]) {
+        for r in top {
             let Some(node) = nodes.get(r.idx as usize) else {
                 continue;
             };
@@ -1310,7 +1329,6 @@ impl<'s, S: SchedState + ?Sized> EvalCtx<'s, S> {
                 norm_score: r.score,
             });
         }
-        m
     }
 
     fn class_example<'n>(&self, class: u32, nodes: &'n [Arc<Node>]) -> Option<&'n Node> {
