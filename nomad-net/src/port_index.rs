@@ -575,11 +575,12 @@ mod tests {
 
     #[test]
     fn reserved_ports_of_the_node_are_taken() {
-        let mut node = Node::default();
-        node.reserved_resources = Some(NodeReservedResources::default());
-        if let Some(r) = &mut node.reserved_resources {
-            r.networks.reserved_host_ports = "22,8080".into();
-        }
+        let mut reserved = NodeReservedResources::default();
+        reserved.networks.reserved_host_ports = "22,8080".into();
+        let node = Node {
+            reserved_resources: Some(reserved),
+            ..Node::default()
+        };
         let idx = PortIndex::for_node(&node).unwrap();
         assert!(idx.is_used(0, 22));
         assert!(idx.is_used(0, 8080));
@@ -600,12 +601,14 @@ mod tests {
 
     #[test]
     fn dynamic_ports_stay_in_the_node_range_and_never_collide() {
-        let mut node = Node::default();
-        node.node_resources = Some(NodeResources {
-            min_dynamic_port: 30000,
-            max_dynamic_port: 30009,
-            ..NodeResources::default()
-        });
+        let node = Node {
+            node_resources: Some(NodeResources {
+                min_dynamic_port: 30000,
+                max_dynamic_port: 30009,
+                ..NodeResources::default()
+            }),
+            ..Node::default()
+        };
         let mut idx = PortIndex::for_node(&node).unwrap();
         let ask = NetworkResource {
             dynamic_ports: vec![port("a", 0), port("b", 0)],

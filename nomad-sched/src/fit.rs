@@ -134,7 +134,7 @@ impl<'a> Gone<'a> {
 
     fn contains(&self, id: &str) -> bool {
         match self {
-            Gone::Few(v) => v.iter().any(|g| *g == id),
+            Gone::Few(v) => v.contains(&id),
             Gone::Many(h) => h.contains(id),
         }
     }

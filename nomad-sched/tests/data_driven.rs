@@ -683,7 +683,7 @@ impl Runner {
 }
 
 fn run_file(path: &Path) {
-    let text = std::fs::read_to_string(path).unwrap();
+    let text = std::fs::read_to_string(path).expect("scenario file is readable");
     let mut r = Runner {
         file: path.display().to_string(),
         state: MemState::new(),
@@ -704,7 +704,7 @@ fn run_file(path: &Path) {
 fn data_files() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
     let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
+        .expect("tests/data exists")
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|e| e == "txt"))
         .collect();

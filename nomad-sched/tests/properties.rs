@@ -276,7 +276,9 @@ fn check_invariants(
         if let Some(limit) = spec.distinct_property {
             let mut per_rack: HashMap<String, u32> = HashMap::new();
             for a in &live {
-                let idx = state.node_idx(&a.node_id).unwrap();
+                let idx = state
+                    .node_idx(&a.node_id)
+                    .expect("allocations run on known nodes");
                 let rack = state.nodes()[idx as usize].meta["rack"].clone();
                 *per_rack.entry(rack).or_default() += 1;
             }
@@ -316,7 +318,9 @@ fn room_for_one_more(state: &MemState, id: &str, spec: &JobSpec) -> bool {
         .collect();
     let mut rack_counts: HashMap<String, u32> = HashMap::new();
     for a in &live {
-        let idx = state.node_idx(&a.node_id).unwrap();
+        let idx = state
+            .node_idx(&a.node_id)
+            .expect("allocations run on known nodes");
         *rack_counts
             .entry(state.nodes()[idx as usize].meta["rack"].clone())
             .or_default() += 1;
