@@ -505,8 +505,15 @@ EOH
     assert_eq!(plan.status.code(), Some(0), "{}", plan.all_text());
 
     agent.stop_all(&["redis-dynamic", "redis-static", "hello-group", "hello"]);
-    let services = agent.nomad(&["service", "list"]).stdout_text();
-    assert!(!services.contains("hello-redis"), "{services}");
+    agent.wait_until(
+        "the services to be deregistered",
+        Duration::from_secs(20),
+        |a| {
+            !a.nomad(&["service", "list"])
+                .stdout_text()
+                .contains("hello-redis")
+        },
+    );
 }
 
 /// The PIDs of processes whose command line mentions `marker`.
