@@ -4,7 +4,7 @@
 //! `cargo bench -p nomad-benches --bench scheduler` measures; `-- --test` runs each case
 //! once as a check.
 
-use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use criterion::{BatchSize, Criterion, Throughput};
 use nomad_sched::scenario::{self, JobShape};
 use nomad_sched::{Scheduler, SchedulerOptions};
 use rand::rngs::SmallRng;
@@ -39,5 +39,8 @@ fn place(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, place);
-criterion_main!(benches);
+fn main() {
+    let mut c = Criterion::default().configure_from_args();
+    place(&mut c);
+    c.final_summary();
+}
