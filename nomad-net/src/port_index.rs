@@ -278,6 +278,12 @@ impl PortIndex {
         Ok(idx)
     }
 
+    /// Free ports left in the dynamic range of network `net`.
+    pub fn dynamic_free(&self, net: usize) -> u32 {
+        let span = u32::from(self.max_dynamic - self.min_dynamic) + 1;
+        span.saturating_sub(self.net(net).map_or(span, |n| n.dynamic_used))
+    }
+
     /// The dynamic range, inclusive.
     pub fn dynamic_range(&self) -> (u16, u16) {
         (self.min_dynamic, self.max_dynamic)

@@ -89,7 +89,8 @@ impl MemState {
             .entry(node.computed_class.clone())
             .or_insert(next);
         let mut ports = PortIndex::for_node(&node).unwrap_or_else(|_| PortIndex::new(20000, 32000));
-        let capacity = NodeUsage::capacity_of(&node);
+        let mut capacity = NodeUsage::capacity_of(&node);
+        capacity.dynamic_ports = ports.dynamic_free(0);
         let idx = match self.node_ids.get(&node.id) {
             Some(&i) => i,
             None => {
@@ -114,6 +115,8 @@ impl MemState {
         let pool = node.node_pool.clone();
         self.nodes[i] = Arc::new(node);
         self.hot[i].class = class;
+        self.hot[i].usage.dynamic_ports =
+            capacity.dynamic_ports.saturating_sub(ports.dynamic_free(0));
         self.hot[i].capacity = capacity;
         self.ports[i] = ports;
         if was_ready {
@@ -289,6 +292,7 @@ impl MemState {
                 if !old.terminal() {
                     self.hot[p].usage.sub(&NodeUsage::of_alloc(&old));
                     self.ports[p].remove_alloc(&old);
+                    self.sync_dynamic_ports(p);
                 }
             }
             if let Some(v) = self
@@ -316,6 +320,13 @@ impl MemState {
             }
         }
         self.by_node[n].push(alloc);
+        self.sync_dynamic_ports(n);
+    }
+
+    fn sync_dynamic_ports(&mut self, n: usize) {
+        let free = self.ports[n].dynamic_free(0);
+        let h = &mut self.hot[n];
+        h.usage.dynamic_ports = h.capacity.dynamic_ports.saturating_sub(free);
     }
 
     fn stop_alloc(&mut self, stop: &Allocation, index: u64) {

@@ -218,6 +218,8 @@ pub(crate) struct GroupSpec {
     /// Some node-level check reads the node (escaped constraints, distinct_property, host
     /// volumes, devices).
     needs_node: bool,
+    /// The group asks only for dynamic ports on the default network: how many.
+    dynamic_only: Option<u32>,
 }
 
 /// What a plan has changed on one node so far.
@@ -351,6 +353,13 @@ impl<'s, S: SchedState + ?Sized> EvalCtx<'s, S> {
         };
         for tg in &job.task_groups {
             let mut spec = ctx.compile_group(&job, tg, classes);
+            spec.dynamic_only = spec.network.as_ref().and_then(|n| {
+                let default_net = |p: &nomad_core::job::Port| {
+                    p.host_network.is_empty() || p.host_network == nomad_net::DEFAULT_HOST_NETWORK
+                };
+                (n.reserved_ports.is_empty() && n.dynamic_ports.iter().all(default_net))
+                    .then_some(n.dynamic_ports.len() as u32)
+            });
             spec.needs_node = !spec.escaped.is_empty()
                 || !spec.distinct_props.is_empty()
                 || !spec.host_volumes.is_empty()
@@ -516,6 +525,7 @@ impl<'s, S: SchedState + ?Sized> EvalCtx<'s, S> {
             reasons,
             has_devices,
             needs_node: false,
+            dynamic_only: None,
         }
     }
 
@@ -845,7 +855,13 @@ impl<'s, S: SchedState + ?Sized> EvalCtx<'s, S> {
     }
 
     /// Whether group `g`'s ports can be assigned on node `idx` (no allocation).
-    fn check_ports(&mut self, g: usize, idx: NodeIdx) -> Result<(), &'static str> {
+    fn check_ports(
+        &mut self,
+        g: usize,
+        idx: NodeIdx,
+        cap: &NodeUsage,
+        used: &NodeUsage,
+    ) -> Result<(), &'static str> {
         let Some(ask) = &self.groups[g].network else {
             return Ok(());
         };
@@ -853,6 +869,19 @@ impl<'s, S: SchedState + ?Sized> EvalCtx<'s, S> {
             return Ok(());
         }
         let planned: &[PlannedPort] = self.deltas.get(&idx).map_or(&[], |d| d.ports.as_slice());
+        // Only dynamic ports on the default network and a store that counts them: the
+        // node's record answers without touching its port index.
+        if let Some(wanted) = self.groups[g].dynamic_only {
+            if cap.dynamic_ports > 0 && !self.port_overrides.contains_key(&idx) {
+                let in_plan = planned.iter().filter(|(n, _)| *n == 0).count() as u32;
+                let free = cap
+                    .dynamic_ports
+                    .saturating_sub(used.dynamic_ports + in_plan);
+                if free >= wanted {
+                    return Ok(());
+                }
+            }
+        }
         let r = match self.port_overrides.get(&idx) {
             Some(p) => p.check(ask, planned),
             None => match self.state.port_index(idx) {
@@ -1012,7 +1041,9 @@ impl<'s, S: SchedState + ?Sized> EvalCtx<'s, S> {
         let mut used = self.proposed(idx);
         used.add(&self.groups[g].ask);
         let cap = state.node_capacity(idx);
-        let verdict = cap.covers(&used).and_then(|()| self.check_ports(g, idx));
+        let verdict = cap
+            .covers(&used)
+            .and_then(|()| self.check_ports(g, idx, &cap, &used));
         match verdict {
             Ok(()) => {}
             Err(dim) => {

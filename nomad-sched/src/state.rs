@@ -26,6 +26,10 @@ pub struct NodeUsage {
     pub memory_max_mb: u64,
     /// Disk in MB.
     pub disk_mb: u64,
+    /// Dynamic ports on the node's default network: in a capacity, how many the range
+    /// offers (0: not known, the scheduler asks the port index); in a usage, how many are
+    /// taken. A shortcut for the scheduler only; fit checks use the port index.
+    pub dynamic_ports: u32,
 }
 
 impl NodeUsage {

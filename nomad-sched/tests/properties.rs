@@ -250,12 +250,20 @@ fn check_invariants(
             "memory over-committed on {}",
             node.id
         );
+        let kept = state.node_usage(idx);
         prop_assert_eq!(
-            used,
-            state.node_usage(idx),
+            (used.cpu, used.memory_mb, used.disk_mb),
+            (kept.cpu, kept.memory_mb, kept.disk_mb),
             "running totals drifted on {}",
             node.id
         );
+        // The dynamic-port count the scheduler's shortcut reads matches the port index.
+        if let Some(p) = state.port_index(idx) {
+            prop_assert_eq!(
+                cap.dynamic_ports.saturating_sub(kept.dynamic_ports),
+                p.dynamic_free(0)
+            );
+        }
     }
     for (id, spec, outcome) in jobs {
         let live: Vec<_> = state
