@@ -223,3 +223,131 @@ fn check_devices(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nomad_core::structs::{
+        AllocatedDevice, AllocatedPortMapping, AllocatedResources, AllocatedTaskResources,
+        NodeDevice, NodeDeviceResource, NodeResources,
+    };
+
+    fn node() -> Node {
+        let mut n = Node {
+            id: "n1".into(),
+            status: "ready".into(),
+            node_resources: Some(NodeResources::default()),
+            ..Node::default()
+        };
+        if let Some(r) = &mut n.node_resources {
+            r.cpu.cpu_shares = 1000;
+            r.memory.memory_mb = 1000;
+            r.disk.disk_mb = 1000;
+            r.devices.push(NodeDeviceResource {
+                vendor: "nvidia".into(),
+                device_type: "gpu".into(),
+                name: "t4".into(),
+                instances: vec![NodeDevice {
+                    id: "gpu0".into(),
+                    healthy: true,
+                    ..NodeDevice::default()
+                }],
+                ..NodeDeviceResource::default()
+            });
+        }
+        n
+    }
+
+    fn alloc(id: &str, cpu: u64, port: Option<u16>, gpu: Option<&str>) -> Allocation {
+        let mut ar = AllocatedResources::default();
+        let mut t = AllocatedTaskResources::default();
+        t.cpu.cpu_shares = cpu;
+        t.memory.memory_mb = 100;
+        if let Some(g) = gpu {
+            t.devices.push(AllocatedDevice {
+                device_ids: vec![g.to_string()],
+                ..AllocatedDevice::default()
+            });
+        }
+        ar.tasks.insert("t".into(), t);
+        ar.shared.disk_mb = 10;
+        if let Some(p) = port {
+            ar.shared.ports.push(AllocatedPortMapping {
+                label: "http".into(),
+                value: p,
+                ..AllocatedPortMapping::default()
+            });
+        }
+        Allocation {
+            id: id.into(),
+            node_id: "n1".into(),
+            desired_status: "run".into(),
+            client_status: "running".into(),
+            allocated_resources: Some(ar),
+            ..Allocation::default()
+        }
+    }
+
+    #[test]
+    fn refuses_over_commit_and_accepts_after_stops() {
+        let n = node();
+        let existing = vec![Arc::new(alloc("a", 800, None, None))];
+        let placed = vec![alloc("b", 300, None, None)];
+        assert_eq!(
+            evaluate_node_plan(&n, &existing, &[], &placed),
+            Err(NodeFitError::Exhausted("cpu"))
+        );
+        assert_eq!(evaluate_node_plan(&n, &existing, &["a"], &placed), Ok(()));
+        // An in-place update replaces the existing copy instead of adding to it.
+        let updated = vec![alloc("a", 900, None, None)];
+        assert_eq!(evaluate_node_plan(&n, &existing, &[], &updated), Ok(()));
+    }
+
+    #[test]
+    fn refuses_port_collisions_and_double_device_use() {
+        let n = node();
+        let existing = vec![Arc::new(alloc("a", 100, Some(25000), Some("gpu0")))];
+        let same_port = vec![alloc("b", 100, Some(25000), None)];
+        assert!(matches!(
+            evaluate_node_plan(&n, &existing, &[], &same_port),
+            Err(NodeFitError::Ports(_))
+        ));
+        let two_in_plan = vec![
+            alloc("b", 100, Some(26000), None),
+            alloc("c", 100, Some(26000), None),
+        ];
+        assert!(matches!(
+            evaluate_node_plan(&n, &existing, &[], &two_in_plan),
+            Err(NodeFitError::Ports(_))
+        ));
+        let same_gpu = vec![alloc("b", 100, None, Some("gpu0"))];
+        assert!(matches!(
+            evaluate_node_plan(&n, &existing, &[], &same_gpu),
+            Err(NodeFitError::Devices(_))
+        ));
+        let unknown_gpu = vec![alloc("b", 100, None, Some("gpu9"))];
+        assert!(matches!(
+            evaluate_node_plan(&n, &[], &[], &unknown_gpu),
+            Err(NodeFitError::Devices(_))
+        ));
+        assert_eq!(evaluate_node_plan(&n, &existing, &["a"], &same_gpu), Ok(()));
+    }
+
+    #[test]
+    fn refuses_nodes_not_ready_or_ineligible_but_stops_always_fit() {
+        let mut n = node();
+        n.status = "down".into();
+        let placed = vec![alloc("b", 1, None, None)];
+        assert!(matches!(
+            evaluate_node_plan(&n, &[], &[], &placed),
+            Err(NodeFitError::NodeNotReady(_))
+        ));
+        assert_eq!(evaluate_node_plan(&n, &[], &["x"], &[]), Ok(()));
+        n.status = "ready".into();
+        n.scheduling_eligibility = "ineligible".into();
+        assert_eq!(
+            evaluate_node_plan(&n, &[], &[], &placed),
+            Err(NodeFitError::NodeIneligible)
+        );
+    }
+}

@@ -684,4 +684,42 @@ mod tests {
             now
         ));
     }
+
+    #[test]
+    fn what_changed_decides_in_place_or_destructive() {
+        let base = TaskGroup {
+            name: "app".into(),
+            tasks: vec![Task {
+                name: "t".into(),
+                driver: "docker".into(),
+                ..Task::default()
+            }],
+            ..TaskGroup::default()
+        };
+        let mut g = base.clone();
+        g.count = Some(5);
+        g.tasks[0].services.push(Default::default());
+        g.tasks[0].kill_timeout = Some(Duration::from_secs(9));
+        g.constraints
+            .push(nomad_core::job::Constraint::new("${attr.a}", "=", "b"));
+        assert!(
+            !tasks_updated(&base, &g),
+            "count, services, timeouts, constraints: in place"
+        );
+        let mut g = base.clone();
+        g.tasks[0].env.insert("A".into(), "1".into());
+        assert!(tasks_updated(&base, &g), "env: destructive");
+        let mut g = base.clone();
+        g.tasks[0].driver = "exec".into();
+        assert!(tasks_updated(&base, &g), "driver: destructive");
+        let mut g = base.clone();
+        g.networks.push(Default::default());
+        assert!(tasks_updated(&base, &g), "group network: destructive");
+        let mut g = base.clone();
+        g.tasks[0].meta.insert("k".into(), "v".into());
+        assert!(
+            tasks_updated(&base, &g),
+            "task meta reaches the environment: destructive"
+        );
+    }
 }
