@@ -23,6 +23,19 @@ pub struct NodeSettings {
     pub node_pool: String,
     /// Operator metadata (`meta { ... }`).
     pub meta: BTreeMap<String, String>,
+    /// Where allocation directories live: the free space of its file system is the disk
+    /// offered to allocations (`/` when unset).
+    pub data_dir: Option<std::path::PathBuf>,
+}
+
+/// The file system holding `dir`: `(total bytes, bytes available to unprivileged writers)`.
+fn storage(dir: &std::path::Path) -> Option<(u64, u64)> {
+    let s = nix::sys::statvfs::statvfs(dir).ok()?;
+    let frag = s.fragment_size();
+    Some((
+        s.blocks().saturating_mul(frag),
+        s.blocks_available().saturating_mul(frag),
+    ))
 }
 
 fn read(path: &str) -> Option<String> {
@@ -245,8 +258,20 @@ pub async fn fingerprint_node(settings: &NodeSettings, drivers: &DriverSet) -> N
         scheduling_eligibility: nomad_core::structs::status::NODE_ELIGIBLE.into(),
         ..Node::default()
     };
+    let volume = settings
+        .data_dir
+        .clone()
+        .unwrap_or_else(|| std::path::PathBuf::from("/"));
+    let (bytes_total, bytes_free) = storage(&volume).unwrap_or((0, 0));
+    node.attributes
+        .insert("unique.storage.volume".into(), volume.display().to_string());
+    node.attributes
+        .insert("unique.storage.bytestotal".into(), bytes_total.to_string());
+    node.attributes
+        .insert("unique.storage.bytesfree".into(), bytes_free.to_string());
     if let Some(r) = node.node_resources.as_mut() {
         r.memory.memory_mb = memory_mb;
+        r.disk.disk_mb = bytes_free >> 20;
     }
     node.compute_class();
     node
@@ -281,6 +306,13 @@ mod tests {
         assert!(node.attributes["cpu.numcores"].parse::<u32>().unwrap() >= 1);
         assert!(node.attributes.contains_key("unique.hostname"));
         assert!(node.node_resources.as_ref().unwrap().memory.memory_mb > 0);
+        assert!(node.node_resources.as_ref().unwrap().disk.disk_mb > 0);
+        assert!(
+            node.attributes["unique.storage.bytesfree"]
+                .parse::<u64>()
+                .unwrap()
+                > 0
+        );
         assert!(
             !node.drivers["raw_exec"].detected,
             "raw_exec is disabled by default"

@@ -234,6 +234,7 @@ async fn serve(args: AgentArgs, cfg: AgentConfig) -> anyhow::Result<ExitCode> {
                     node_class: client_cfg.node_class.clone(),
                     node_pool: client_cfg.node_pool.clone(),
                     meta: client_cfg.meta.clone(),
+                    data_dir: Some(data_dir.clone()),
                 },
                 raw_exec: cfg.raw_exec_enabled(),
                 http_addr: bound.to_string(),
