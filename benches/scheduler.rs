@@ -25,7 +25,12 @@ fn place(c: &mut Criterion) {
             b.iter_batched(
                 || {
                     let state = scenario::cluster(nodes, 7);
-                    let shape = JobShape { count, spread, batch };
+                    let shape = JobShape {
+                        count,
+                        spread,
+                        batch,
+                        amd64_only: true,
+                    };
                     (state, scenario::job("bench", shape, &mut rng))
                 },
                 |(mut state, job)| {

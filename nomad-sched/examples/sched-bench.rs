@@ -148,6 +148,7 @@ fn grid(args: &Args, rows: &mut Vec<Row>) -> Result<(), String> {
                         count,
                         spread,
                         batch: false,
+                        amd64_only: true,
                     };
                     let job = scenario::job(&format!("grid-{count}-{seq}"), shape, &mut rng);
                     seq += 1;
@@ -195,6 +196,7 @@ fn c1m(args: &Args, rows: &mut Vec<Row>) -> Result<(), String> {
             count,
             spread: rng.gen_range(0..4) == 0,
             batch: rng.gen_range(0..5) == 0,
+            amd64_only: true,
         };
         let job = scenario::job(&format!("c1m-{i}"), shape, &mut rng);
         let s = scenario::run_job(&mut state, &sched, job, i).map_err(|e| e.to_string())?;
@@ -246,6 +248,7 @@ fn growth(args: &Args, rows: &mut Vec<Row>) -> Result<(), String> {
                 count,
                 spread: false,
                 batch: false,
+                amd64_only: true,
             };
             let job = scenario::job(&format!("growth-{i}"), shape, &mut rng);
             let s = scenario::run_job(&mut state, &sched, job, i).map_err(|e| e.to_string())?;

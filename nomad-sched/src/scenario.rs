@@ -79,17 +79,24 @@ pub struct JobShape {
     pub spread: bool,
     /// A batch job (limit 2) instead of a service job (limit log2 N).
     pub batch: bool,
+    /// Keep off `arm64` nodes (a tenth of the cluster) with a `${attr.cpu.arch}`
+    /// constraint.
+    pub amd64_only: bool,
 }
 
 /// A synthetic job: one group of `shape.count`, one task with 100-500 MHz and 128-1024 MB,
-/// a dynamic port, constraints on kernel and architecture.
+/// a dynamic port, a constraint on the kernel and (optionally) the architecture.
 pub fn job(id: &str, shape: JobShape, rng: &mut SmallRng) -> Job {
     let cpu = [100, 200, 250, 300, 500][rng.gen_range(0..5)];
     let mem = [128, 256, 512, 768, 1024][rng.gen_range(0..5)];
     let mut group = TaskGroup {
         name: "app".to_string(),
         count: Some(shape.count),
-        constraints: vec![Constraint::new("${attr.cpu.arch}", "=", "amd64")],
+        constraints: if shape.amd64_only {
+            vec![Constraint::new("${attr.cpu.arch}", "=", "amd64")]
+        } else {
+            Vec::new()
+        },
         networks: vec![NetworkResource {
             dynamic_ports: vec![Port {
                 label: "http".to_string(),
@@ -413,10 +420,13 @@ pub fn fill_until_failure(
     let mut rng = SmallRng::seed_from_u64(seed);
     let mut placed = 0u64;
     for i in 0..1_000_000u64 {
+        // Fill jobs may use every node, so that the figure measures packing, not the
+        // constraints of the scenario's jobs.
         let shape = JobShape {
             count,
             spread: false,
             batch: false,
+            amd64_only: false,
         };
         let j = job(&format!("fill-{i}"), shape, &mut rng);
         let stats = run_job(state, scheduler, j, 10_000_000 + i)?;
