@@ -9,6 +9,17 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# The demo's tasks are python3 programs, and it asks them over HTTP with curl.
+missing=()
+command -v curl >/dev/null 2>&1 || missing+=(curl)
+[ -x /usr/bin/python3 ] || missing+=(python3)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "==> installing ${missing[*]}"
+  sudo_=""
+  [ "$(id -u)" -eq 0 ] || sudo_="sudo"
+  $sudo_ apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -qq "${missing[@]}"
+fi
+
 port="${NOMAD_DEMO_PORT:-4646}"
 cargo build -q -p nomad-bin
 nomad=target/debug/nomad
