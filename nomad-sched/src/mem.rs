@@ -15,11 +15,70 @@ use crate::hash::FastMap;
 use crate::state::{NodeIdx, NodeUsage, Planner, SchedState};
 use crate::SchedError;
 
+/// A node's class, capacity and usage: the authoritative copy.
 #[derive(Default, Clone, Copy)]
-struct NodeHot {
+struct NodeTotals {
     class: u32,
     capacity: NodeUsage,
     usage: NodeUsage,
+}
+
+/// The same in 32-bit fields, one cache line per node: what the scheduler reads for every
+/// node it visits. Values beyond `u32::MAX` (MHz, MB) saturate.
+#[derive(Default, Clone, Copy)]
+#[repr(C, align(64))]
+struct HotRecord {
+    class: u32,
+    /// cpu, memory, disk, dynamic ports.
+    cap: [u32; 4],
+    /// cpu, memory, memory max, disk, dynamic ports.
+    used: [u32; 5],
+}
+
+fn narrow(v: u64) -> u32 {
+    u32::try_from(v).unwrap_or(u32::MAX)
+}
+
+impl HotRecord {
+    fn of(t: &NodeTotals) -> Self {
+        let (c, u) = (&t.capacity, &t.usage);
+        HotRecord {
+            class: t.class,
+            cap: [
+                narrow(c.cpu),
+                narrow(c.memory_mb),
+                narrow(c.disk_mb),
+                c.dynamic_ports,
+            ],
+            used: [
+                narrow(u.cpu),
+                narrow(u.memory_mb),
+                narrow(u.memory_max_mb),
+                narrow(u.disk_mb),
+                u.dynamic_ports,
+            ],
+        }
+    }
+
+    fn capacity(&self) -> NodeUsage {
+        NodeUsage {
+            cpu: u64::from(self.cap[0]),
+            memory_mb: u64::from(self.cap[1]),
+            memory_max_mb: u64::from(self.cap[1]),
+            disk_mb: u64::from(self.cap[2]),
+            dynamic_ports: self.cap[3],
+        }
+    }
+
+    fn usage(&self) -> NodeUsage {
+        NodeUsage {
+            cpu: u64::from(self.used[0]),
+            memory_mb: u64::from(self.used[1]),
+            memory_max_mb: u64::from(self.used[2]),
+            disk_mb: u64::from(self.used[3]),
+            dynamic_ports: self.used[4],
+        }
+    }
 }
 
 type ByName<V> = HashMap<String, HashMap<String, V>>;
@@ -40,9 +99,10 @@ pub struct MemState {
     index: u64,
     nodes: Vec<Arc<Node>>,
     node_ids: FastMap<String, NodeIdx>,
-    /// Class, capacity and usage of each node side by side: one cache line per node on
-    /// the scheduler's hot path.
-    hot: Vec<NodeHot>,
+    /// Class, capacity and usage of each node.
+    cold: Vec<NodeTotals>,
+    /// The compact mirror of `cold` the scheduler reads: one cache line per node.
+    hot: Vec<HotRecord>,
     class_ids: HashMap<String, u32>,
     ports: Vec<PortIndex>,
     ready_by_pool: HashMap<String, Vec<NodeIdx>>,
@@ -97,7 +157,8 @@ impl MemState {
                 let i = self.nodes.len() as NodeIdx;
                 self.node_ids.insert(node.id.clone(), i);
                 self.nodes.push(Arc::new(Node::default()));
-                self.hot.push(NodeHot::default());
+                self.cold.push(NodeTotals::default());
+                self.hot.push(HotRecord::default());
                 self.ports.push(PortIndex::new(20000, 32000));
                 self.by_node.push(Vec::new());
                 i
@@ -114,10 +175,11 @@ impl MemState {
         let now_ready = node.ready_for_placement();
         let pool = node.node_pool.clone();
         self.nodes[i] = Arc::new(node);
-        self.hot[i].class = class;
-        self.hot[i].usage.dynamic_ports =
+        self.cold[i].class = class;
+        self.cold[i].usage.dynamic_ports =
             capacity.dynamic_ports.saturating_sub(ports.dynamic_free(0));
-        self.hot[i].capacity = capacity;
+        self.cold[i].capacity = capacity;
+        self.hot[i] = HotRecord::of(&self.cold[i]);
         self.ports[i] = ports;
         if was_ready {
             if let Some(v) = self.ready_by_pool.get_mut(&old_pool) {
@@ -262,7 +324,7 @@ impl MemState {
     pub fn totals(&self) -> (NodeUsage, NodeUsage) {
         let mut cap = NodeUsage::default();
         let mut used = NodeUsage::default();
-        for h in &self.hot {
+        for h in &self.cold {
             cap.add(&h.capacity);
             used.add(&h.usage);
         }
@@ -271,7 +333,7 @@ impl MemState {
 
     /// Per-node capacity and usage, by node position.
     pub fn node_totals(&self) -> impl Iterator<Item = (&NodeUsage, &NodeUsage)> {
-        self.hot.iter().map(|h| (&h.capacity, &h.usage))
+        self.cold.iter().map(|h| (&h.capacity, &h.usage))
     }
 
     fn put_alloc(&mut self, alloc: Arc<Allocation>) {
@@ -290,7 +352,7 @@ impl MemState {
             if let Some(pos) = self.by_node[p].iter().position(|a| a.id == alloc.id) {
                 let old = self.by_node[p].swap_remove(pos);
                 if !old.terminal() {
-                    self.hot[p].usage.sub(&NodeUsage::of_alloc(&old));
+                    self.cold[p].usage.sub(&NodeUsage::of_alloc(&old));
                     self.ports[p].remove_alloc(&old);
                     self.sync_dynamic_ports(p);
                 }
@@ -306,7 +368,7 @@ impl MemState {
             }
         }
         if !alloc.terminal() {
-            self.hot[n].usage.add(&NodeUsage::of_alloc(&alloc));
+            self.cold[n].usage.add(&NodeUsage::of_alloc(&alloc));
             let _ = self.ports[n].add_alloc(&alloc);
         }
         let jobs = match self.by_job.get_mut(ns) {
@@ -325,8 +387,9 @@ impl MemState {
 
     fn sync_dynamic_ports(&mut self, n: usize) {
         let free = self.ports[n].dynamic_free(0);
-        let h = &mut self.hot[n];
+        let h = &mut self.cold[n];
         h.usage.dynamic_ports = h.capacity.dynamic_ports.saturating_sub(free);
+        self.hot[n] = HotRecord::of(h);
     }
 
     fn stop_alloc(&mut self, stop: &Allocation, index: u64) {
@@ -378,12 +441,12 @@ impl SchedState for MemState {
     fn node_capacity(&self, idx: NodeIdx) -> NodeUsage {
         self.hot
             .get(idx as usize)
-            .map_or_else(NodeUsage::default, |h| h.capacity)
+            .map_or_else(NodeUsage::default, HotRecord::capacity)
     }
     fn node_usage(&self, idx: NodeIdx) -> NodeUsage {
         self.hot
             .get(idx as usize)
-            .map_or_else(NodeUsage::default, |h| h.usage)
+            .map_or_else(NodeUsage::default, HotRecord::usage)
     }
     fn port_index(&self, idx: NodeIdx) -> Option<&PortIndex> {
         self.ports.get(idx as usize)
@@ -437,8 +500,8 @@ impl Planner for MemState {
                 .collect();
             let fits = evaluate_node_plan_with(
                 &self.nodes[i],
-                &self.hot[i].capacity,
-                &self.hot[i].usage,
+                &self.cold[i].capacity,
+                &self.cold[i].usage,
                 Some(&self.ports[i]),
                 &self.by_node[i],
                 &removed,

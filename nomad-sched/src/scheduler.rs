@@ -750,7 +750,12 @@ fn build_alloc<S: SchedState + ?Sized>(
     deployment_id: Option<&str>,
     deployment: &mut Option<nomad_core::structs::Deployment>,
 ) -> Allocation {
-    let node = &ctx.state.nodes()[chosen.idx as usize];
+    let state = ctx.state;
+    let (node_id, node_name) = state
+        .nodes()
+        .get(chosen.idx as usize)
+        .map(|n| (n.id.clone(), n.name.clone()))
+        .unwrap_or_default();
     let mut ar = template.clone();
     if let Some(net) = &ctx.groups[g].network {
         let mut n = net.clone();
@@ -784,8 +789,8 @@ fn build_alloc<S: SchedState + ?Sized>(
         namespace: job.namespace_or_default().to_string(),
         eval_id: eval.id.clone(),
         name: p.name,
-        node_id: node.id.clone(),
-        node_name: node.name.clone(),
+        node_id,
+        node_name,
         job_id: job.id.clone(),
         job: None,
         task_group: tg_name.clone(),

@@ -616,7 +616,9 @@ impl<'s, S: SchedState + ?Sized> EvalCtx<'s, S> {
         if let Some(p) = self.state.port_index(idx) {
             return p.clone();
         }
-        let node = &self.state.nodes()[idx as usize];
+        let Some(node) = self.state.nodes().get(idx as usize) else {
+            return PortIndex::new(20000, 32000);
+        };
         let allocs = self.state.allocs_by_node(idx);
         PortIndex::for_node_with_allocs(node, allocs.iter().map(|a| a.as_ref()))
             .or_else(|_| PortIndex::for_node(node))
@@ -840,7 +842,11 @@ impl<'s, S: SchedState + ?Sized> EvalCtx<'s, S> {
             None => match self.state.port_index(idx) {
                 Some(p) => p.assign(ask, planned, &mut next),
                 None => {
-                    let node = &self.state.nodes()[idx as usize];
+                    let node = self
+                        .state
+                        .nodes()
+                        .get(idx as usize)
+                        .ok_or("node missing from the snapshot")?;
                     let allocs = self.state.allocs_by_node(idx);
                     let built =
                         PortIndex::for_node_with_allocs(node, allocs.iter().map(|a| a.as_ref()))
@@ -887,7 +893,11 @@ impl<'s, S: SchedState + ?Sized> EvalCtx<'s, S> {
             None => match self.state.port_index(idx) {
                 Some(p) => p.check(ask, planned),
                 None => {
-                    let node = &self.state.nodes()[idx as usize];
+                    let node = self
+                        .state
+                        .nodes()
+                        .get(idx as usize)
+                        .ok_or("node missing from the snapshot")?;
                     let allocs = self.state.allocs_by_node(idx);
                     let built =
                         PortIndex::for_node_with_allocs(node, allocs.iter().map(|a| a.as_ref()))
