@@ -9,7 +9,12 @@
 //! [`LogOptions::snapshot_threshold`] entries and the log before them is purged, keeping
 //! [`LogOptions::logs_to_keep`] entries for followers that lag. RPCs go through any
 //! [`openraft::RaftNetworkFactory`]; [`InProcessNetwork`] connects the nodes of one process.
+//!
+//! Writes are group-committed: while one entry is in flight, the commands submitted
+//! meanwhile queue, and go into the next entry together as one [`Command::Batch`] whose
+//! apply returns each writer its own effects. A lone writer is never delayed.
 
+mod batcher;
 mod machine;
 mod network;
 mod store;
@@ -23,7 +28,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use openraft::error::{ClientWriteError, InstallSnapshotError, RaftError};
+use openraft::error::{InstallSnapshotError, RaftError};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
     VoteRequest, VoteResponse,
@@ -121,6 +126,8 @@ pub struct RaftLog {
     id: NodeId,
     advertise: String,
     raft: Raft<TypeConfig>,
+    /// Group commit: writes queued while an entry is in flight share the next entry.
+    writes: batcher::WriteBatcher,
     metrics: watch::Receiver<RaftMetrics<NodeId, Node>>,
     /// Milliseconds after `epoch` when a leader last reached this node (0: never).
     last_contact: Arc<AtomicU64>,
@@ -166,6 +173,7 @@ impl RaftLog {
             id: opts.node_id,
             advertise: opts.advertise,
             metrics: raft.metrics(),
+            writes: batcher::WriteBatcher::spawn(raft.clone()),
             raft,
             last_contact: Arc::new(AtomicU64::new(0)),
             applied,
@@ -287,24 +295,7 @@ impl RaftLog {
 
 impl ReplicatedLog for RaftLog {
     fn apply(&self, cmd: Command) -> LogFuture<'_, Result<Applied, ServerError>> {
-        Box::pin(async move {
-            match self.raft.client_write(cmd).await {
-                Ok(resp) => Ok(Applied {
-                    index: resp.log_id.index,
-                    effects: resp.data,
-                }),
-                Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => {
-                    Err(ServerError::NoLeader)
-                }
-                Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e))) => {
-                    Err(ServerError::Storage(e.to_string()))
-                }
-                Err(RaftError::Fatal(openraft::error::Fatal::Stopped)) => {
-                    Err(ServerError::ShuttingDown)
-                }
-                Err(RaftError::Fatal(e)) => Err(ServerError::Storage(e.to_string())),
-            }
-        })
+        Box::pin(self.writes.write(cmd))
     }
 
     fn is_leader(&self) -> bool {

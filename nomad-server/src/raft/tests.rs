@@ -293,3 +293,77 @@ async fn a_file_of_the_earlier_log_format_is_refused() {
         "{err}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writes_share_entries_and_each_gets_its_own_effects() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("raft.db");
+    let state = Arc::new(StateStore::new());
+    let log = open(&path, Arc::clone(&state), fast(1)).await;
+    log.bootstrap(WAIT).await.expect("bootstrap");
+    let before = log.applied_index();
+
+    // A lone write is an entry of its own.
+    let one = log.apply(upsert(0)).await.expect("apply");
+    assert!(one.index > before);
+    assert!(one.effects.batch.is_empty());
+
+    let writers = 200;
+    let mut tasks = Vec::new();
+    for i in 1..=writers {
+        let log = log.clone();
+        tasks.push(tokio::spawn(async move {
+            let node = sim_node(i);
+            let eval = nomad_core::structs::Evaluation {
+                id: format!("eval-{i}"),
+                status: "pending".into(),
+                ..Default::default()
+            };
+            let fx = log
+                .apply(Command::UpsertEvals { evals: vec![eval] })
+                .await
+                .expect("apply eval");
+            let nx = log
+                .apply(Command::UpsertNode {
+                    node: Box::new(node),
+                })
+                .await
+                .expect("apply node");
+            (i, fx, nx)
+        }));
+    }
+    let mut indexes = std::collections::BTreeSet::new();
+    for t in tasks {
+        let (i, fx, nx) = t.await.expect("writer");
+        assert_eq!(
+            fx.effects.evals.len(),
+            1,
+            "each writer sees its own effects"
+        );
+        assert_eq!(fx.effects.evals[0].id, format!("eval-{i}"));
+        assert!(nx.effects.evals.is_empty() && nx.effects.batch.is_empty());
+        assert!(nx.index > fx.index, "a writer's second write comes later");
+        indexes.insert(fx.index);
+        indexes.insert(nx.index);
+    }
+    let entries = log.applied_index() - one.index;
+    assert!(
+        entries < 2 * writers as u64,
+        "{entries} entries for {} writes: concurrent writes were batched",
+        2 * writers
+    );
+    let snap = state.snapshot();
+    assert_eq!(snap.node_list().len(), writers + 1);
+    assert_eq!(snap.evals().count(), writers);
+    assert!(indexes.len() as u64 <= entries);
+
+    // Batched entries replay in order after a restart.
+    log.shutdown().await;
+    let again = Arc::new(StateStore::new());
+    let log = open(&path, Arc::clone(&again), fast(1)).await;
+    log.wait_for_leader(WAIT).await.expect("leader");
+    let snap = again.snapshot();
+    assert_eq!(snap.node_list().len(), writers + 1);
+    assert_eq!(snap.evals().count(), writers);
+    log.shutdown().await;
+}

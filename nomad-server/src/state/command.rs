@@ -135,6 +135,13 @@ pub enum Command {
     },
     /// Does nothing: written by a new leader so that it knows its state is current.
     Noop,
+    /// Several commands written together as one log entry (writes that queued while an
+    /// entry was in flight), applied in order at the entry's index; each one's effects
+    /// come back in [`ApplyEffects::batch`](crate::ApplyEffects::batch).
+    Batch {
+        /// The commands, in the order they were submitted.
+        commands: Vec<Command>,
+    },
 }
 
 impl Command {
@@ -156,6 +163,7 @@ impl Command {
             Command::DeleteServicesByAlloc { .. } => "delete_services_by_alloc",
             Command::SetSchedulerConfig { .. } => "set_scheduler_config",
             Command::Noop => "noop",
+            Command::Batch { .. } => "batch",
         }
     }
 }

@@ -120,6 +120,10 @@ pub struct ApplyEffects {
     pub freed_classes: Vec<String>,
     /// The command freed capacity on some node.
     pub capacity_changed: bool,
+    /// For a [`Command::Batch`], each command's own effects, in order (the fields above
+    /// stay empty).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub batch: Vec<ApplyEffects>,
 }
 
 impl StateData {
@@ -279,6 +283,12 @@ impl StateData {
 
     /// Applies one command at log `index`, returning what the server must act on.
     pub fn apply(&mut self, index: u64, cmd: &Command) -> ApplyEffects {
+        if let Command::Batch { commands } = cmd {
+            return ApplyEffects {
+                batch: commands.iter().map(|c| self.apply(index, c)).collect(),
+                ..ApplyEffects::default()
+            };
+        }
         let mut fx = ApplyEffects::default();
         self.index = self.index.max(index);
         let mut touched_jobs: Vec<Key> = Vec::new();
@@ -626,7 +636,7 @@ impl StateData {
                 self.sched_config = Arc::new(c);
                 self.touch(Table::SchedulerConfig, index);
             }
-            Command::Noop => {}
+            Command::Noop | Command::Batch { .. } => {}
         }
         touched_jobs.sort();
         touched_jobs.dedup();
@@ -827,18 +837,82 @@ impl StateData {
         if n.ready_for_placement() {
             fx.freed_classes.push(n.computed_class.clone());
         }
-        let mut nodes: Vec<Arc<Node>> = self.nodes.as_ref().clone();
-        match self.node_ids.get(&n.id) {
-            Some(&i) => {
-                if let Some(slot) = nodes.get_mut(i as usize) {
-                    *slot = Arc::new(n);
+        // Incremental: a registration or status change costs O(1) amortised (plus one
+        // copy of the shared vectors per published state), not a rebuild of every view.
+        let n = Arc::new(n);
+        match self.node_ids.get(&n.id).copied() {
+            Some(i) => {
+                let Some(old) = self.nodes.get(i as usize).cloned() else {
+                    return;
+                };
+                if let Some(slot) = Arc::make_mut(&mut self.nodes).get_mut(i as usize) {
+                    *slot = Arc::clone(&n);
                 }
-                self.nodes = Arc::new(nodes);
-                self.rebuild_node_views();
+                self.update_node_view(i, Some(&old), &n);
             }
             None => {
-                nodes.push(Arc::new(n));
-                self.rebuild_nodes(nodes);
+                let i = self.nodes.len() as NodeIdx;
+                let mut allocs: Vec<Arc<Allocation>> = Vec::new();
+                if !self.allocs.is_empty() {
+                    // Allocations of a node removed earlier and registered again.
+                    allocs.extend(self.allocs.values().filter(|a| a.node_id == n.id).cloned());
+                }
+                Arc::make_mut(&mut self.nodes).push(Arc::clone(&n));
+                Arc::make_mut(&mut self.node_ids).insert(n.id.clone(), i);
+                Arc::make_mut(&mut self.by_node).push(Arc::new(allocs));
+                self.update_node_view(i, None, &n);
+            }
+        }
+    }
+
+    /// Updates the class number and ready lists of the node at `i` (`old` is what it
+    /// replaced, `None` for a node appended at `i`); the result equals what
+    /// [`StateData::rebuild_node_views`] computes, up to class numbering.
+    fn update_node_view(&mut self, i: NodeIdx, old: Option<&Node>, new: &Node) {
+        let class = match self.class_ids.get(&new.computed_class) {
+            Some(&c) => c,
+            None => {
+                let next = self.class_ids.len() as u32;
+                Arc::make_mut(&mut self.class_ids).insert(new.computed_class.clone(), next);
+                next
+            }
+        };
+        let class_of = Arc::make_mut(&mut self.class_of);
+        match class_of.get_mut(i as usize) {
+            Some(c) => *c = class,
+            None => class_of.push(class),
+        }
+        let was = old.filter(|o| o.ready_for_placement());
+        let is = new.ready_for_placement();
+        if let Some(o) = was {
+            if !is || o.node_pool != new.node_pool {
+                if let Some(list) = Arc::make_mut(&mut self.ready).get_mut(&o.node_pool) {
+                    if let Ok(pos) = list.binary_search(&i) {
+                        list.remove(pos);
+                    }
+                }
+            }
+            if !is {
+                let all = Arc::make_mut(&mut self.ready_all);
+                if let Ok(pos) = all.binary_search(&i) {
+                    all.remove(pos);
+                }
+            }
+        }
+        if is {
+            if was.is_none_or(|o| o.node_pool != new.node_pool) {
+                let list = Arc::make_mut(&mut self.ready)
+                    .entry(new.node_pool.clone())
+                    .or_default();
+                if let Err(pos) = list.binary_search(&i) {
+                    list.insert(pos, i);
+                }
+            }
+            if was.is_none() {
+                let all = Arc::make_mut(&mut self.ready_all);
+                if let Err(pos) = all.binary_search(&i) {
+                    all.insert(pos, i);
+                }
             }
         }
     }

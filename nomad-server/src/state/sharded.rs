@@ -85,6 +85,10 @@ impl<V> ShardedMap<V> {
     pub(crate) fn len(&self) -> usize {
         self.len
     }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len == 0
+    }
 }
 
 #[cfg(test)]
