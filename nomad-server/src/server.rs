@@ -1270,6 +1270,12 @@ impl SchedState for ServerPlanner {
     fn class_count(&self) -> u32 {
         self.snap.class_count()
     }
+    fn node_usage(&self, idx: nomad_sched::NodeIdx) -> nomad_sched::NodeUsage {
+        self.snap.node_usage(idx)
+    }
+    fn port_index(&self, idx: nomad_sched::NodeIdx) -> Option<&nomad_net::PortIndex> {
+        self.snap.port_index(idx)
+    }
     fn allocs_by_node(&self, idx: nomad_sched::NodeIdx) -> &[Arc<nomad_core::structs::Allocation>] {
         self.snap.allocs_by_node(idx)
     }

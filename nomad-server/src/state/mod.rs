@@ -9,7 +9,8 @@ use nomad_core::job::Job;
 use nomad_core::structs::{
     status, Allocation, Deployment, Evaluation, Node, SchedulerConfiguration, ServiceRegistration,
 };
-use nomad_sched::{NodeIdx, SchedState};
+use nomad_net::PortIndex;
+use nomad_sched::{NodeIdx, NodeUsage, SchedState};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
@@ -102,6 +103,10 @@ pub struct StateData {
     allocs: ShardedMap<Allocation>,
     alloc_jobs: ShardedMap<Job>,
     by_node: Arc<Vec<Arc<Vec<Arc<Allocation>>>>>,
+    /// What each node's non-terminal allocations use, kept as allocations change.
+    usage: Arc<Vec<NodeUsage>>,
+    /// Each node's port index with its non-terminal allocations' ports taken.
+    ports: Arc<Vec<Arc<PortIndex>>>,
     by_job: Arc<HashMap<Key, Arc<Vec<Arc<Allocation>>>>>,
     evals: ShardedMap<Evaluation>,
     evals_by_job: Arc<HashMap<Key, Arc<Vec<String>>>>,
@@ -109,6 +114,25 @@ pub struct StateData {
     latest_deployment: Arc<HashMap<Key, Arc<Deployment>>>,
     services: Arc<HashMap<String, Arc<ServiceRegistration>>>,
     sched_config: Arc<SchedulerConfiguration>,
+}
+
+/// What these allocations use together (terminal ones use nothing).
+fn usage_of(allocs: &[Arc<Allocation>]) -> NodeUsage {
+    let mut u = NodeUsage::default();
+    for a in allocs {
+        u.add(&NodeUsage::of_alloc(a));
+    }
+    u
+}
+
+/// The port index of `node` with the ports of `allocs` (terminal ones skipped) taken; a
+/// collision is left to the plan applier's fit check, as in the scheduler's own store.
+fn ports_of(node: &Node, allocs: &[Arc<Allocation>]) -> Arc<PortIndex> {
+    let mut idx = PortIndex::for_node(node).unwrap_or_else(|_| PortIndex::new(20000, 32000));
+    for a in allocs.iter().filter(|a| !a.terminal()) {
+        let _ = idx.add_alloc(a);
+    }
+    Arc::new(idx)
 }
 
 /// What applying a command changed, for the server to act on (enqueue evaluations, unblock).
@@ -801,17 +825,29 @@ impl StateData {
     fn put_alloc(&mut self, a: Arc<Allocation>) {
         let k = key(&a.namespace, &a.job_id);
         let prev = self.allocs.insert(a.id.clone(), Arc::clone(&a));
-        // by job
+        // by job (a new allocation is in no list yet: no search)
         let v = Arc::make_mut(&mut self.by_job).entry(k).or_default();
         let v = Arc::make_mut(v);
-        match v.iter().position(|x| x.id == a.id) {
+        match prev
+            .as_ref()
+            .and_then(|_| v.iter().position(|x| x.id == a.id))
+        {
             Some(p) => v[p] = Arc::clone(&a),
             None => v.push(Arc::clone(&a)),
         }
-        // by node (an allocation never changes node, but be safe)
+        // by node, with the node's running usage (an allocation never changes node, but
+        // be safe)
         if let Some(prev) = &prev {
-            if prev.node_id != a.node_id {
-                if let Some(&i) = self.node_ids.get(&prev.node_id) {
+            if let Some(&i) = self.node_ids.get(&prev.node_id) {
+                if let Some(u) = Arc::make_mut(&mut self.usage).get_mut(i as usize) {
+                    u.sub(&NodeUsage::of_alloc(prev));
+                }
+                if !prev.terminal() {
+                    if let Some(p) = Arc::make_mut(&mut self.ports).get_mut(i as usize) {
+                        Arc::make_mut(p).remove_alloc(prev);
+                    }
+                }
+                if prev.node_id != a.node_id {
                     if let Some(list) = Arc::make_mut(&mut self.by_node).get_mut(i as usize) {
                         Arc::make_mut(list).retain(|x| x.id != a.id);
                     }
@@ -819,9 +855,20 @@ impl StateData {
             }
         }
         if let Some(&i) = self.node_ids.get(&a.node_id) {
+            if let Some(u) = Arc::make_mut(&mut self.usage).get_mut(i as usize) {
+                u.add(&NodeUsage::of_alloc(&a));
+            }
+            if !a.terminal() {
+                if let Some(p) = Arc::make_mut(&mut self.ports).get_mut(i as usize) {
+                    let _ = Arc::make_mut(p).add_alloc(&a);
+                }
+            }
             if let Some(list) = Arc::make_mut(&mut self.by_node).get_mut(i as usize) {
                 let list = Arc::make_mut(list);
-                match list.iter().position(|x| x.id == a.id) {
+                match prev
+                    .as_ref()
+                    .and_then(|_| list.iter().position(|x| x.id == a.id))
+                {
                     Some(p) => list[p] = a,
                     None => list.push(a),
                 }
@@ -848,6 +895,10 @@ impl StateData {
                 if let Some(slot) = Arc::make_mut(&mut self.nodes).get_mut(i as usize) {
                     *slot = Arc::clone(&n);
                 }
+                let ports = ports_of(&n, self.by_node.get(i as usize).map_or(&[], |l| l));
+                if let Some(p) = Arc::make_mut(&mut self.ports).get_mut(i as usize) {
+                    *p = ports;
+                }
                 self.update_node_view(i, Some(&old), &n);
             }
             None => {
@@ -859,6 +910,8 @@ impl StateData {
                 }
                 Arc::make_mut(&mut self.nodes).push(Arc::clone(&n));
                 Arc::make_mut(&mut self.node_ids).insert(n.id.clone(), i);
+                Arc::make_mut(&mut self.usage).push(usage_of(&allocs));
+                Arc::make_mut(&mut self.ports).push(ports_of(&n, &allocs));
                 Arc::make_mut(&mut self.by_node).push(Arc::new(allocs));
                 self.update_node_view(i, None, &n);
             }
@@ -932,6 +985,14 @@ impl StateData {
                 }
             }
         }
+        self.usage = Arc::new(by_node.iter().map(|l| usage_of(l)).collect());
+        self.ports = Arc::new(
+            nodes
+                .iter()
+                .zip(&by_node)
+                .map(|(n, l)| ports_of(n, l))
+                .collect(),
+        );
         self.by_node = Arc::new(by_node.into_iter().map(Arc::new).collect());
         self.nodes = Arc::new(nodes);
         self.node_ids = Arc::new(ids);
@@ -1146,6 +1207,12 @@ impl SchedState for StateSnapshot {
     }
     fn class_count(&self) -> u32 {
         self.0.class_ids.len() as u32
+    }
+    fn node_usage(&self, idx: NodeIdx) -> NodeUsage {
+        self.0.usage.get(idx as usize).copied().unwrap_or_default()
+    }
+    fn port_index(&self, idx: NodeIdx) -> Option<&PortIndex> {
+        self.0.ports.get(idx as usize).map(|p| p.as_ref())
     }
     fn allocs_by_node(&self, idx: NodeIdx) -> &[Arc<Allocation>] {
         self.0

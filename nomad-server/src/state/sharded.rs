@@ -6,14 +6,20 @@ use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
-const SHARDS: usize = 64;
+/// First-level shards; each holds up to `INNER` second-level maps, made when first written.
+const OUTER: usize = 256;
+const INNER: usize = 256;
 
 type Shard<V> = Arc<HashMap<String, Arc<V>>>;
+type Outer<V> = Arc<Vec<Shard<V>>>;
 
-/// A map from string keys to shared values whose clone is `SHARDS` pointer copies.
+/// A map from string keys to shared values in two levels of copy-on-write shards: a
+/// clone is one pointer copy, and a write after a clone copies one first-level vector of
+/// `INNER` pointers and one small map, so a plan of a thousand allocations copies a few
+/// percent of a million-allocation table instead of all of it.
 #[derive(Debug)]
 pub(crate) struct ShardedMap<V> {
-    shards: Arc<Vec<Shard<V>>>,
+    shards: Arc<Vec<Outer<V>>>,
     len: usize,
 }
 
@@ -29,29 +35,42 @@ impl<V> Clone for ShardedMap<V> {
 impl<V> Default for ShardedMap<V> {
     fn default() -> Self {
         ShardedMap {
-            shards: Arc::new((0..SHARDS).map(|_| Arc::new(HashMap::new())).collect()),
+            shards: Arc::new((0..OUTER).map(|_| Arc::new(Vec::new())).collect()),
             len: 0,
         }
     }
 }
 
-fn shard_of(key: &str) -> usize {
+fn shard_of(key: &str) -> (usize, usize) {
     let mut h = DefaultHasher::new();
     key.hash(&mut h);
-    (h.finish() as usize) % SHARDS
+    let h = h.finish() as usize;
+    (h % OUTER, (h / OUTER) % INNER)
 }
 
 impl<V> ShardedMap<V> {
+    fn shard(&self, key: &str) -> Option<&Shard<V>> {
+        let (o, i) = shard_of(key);
+        self.shards.get(o)?.get(i)
+    }
+
+    fn shard_mut(&mut self, key: &str) -> Option<&mut HashMap<String, Arc<V>>> {
+        let (o, i) = shard_of(key);
+        let outer = Arc::make_mut(Arc::make_mut(&mut self.shards).get_mut(o)?);
+        if outer.is_empty() {
+            outer.resize_with(INNER, || Arc::new(HashMap::new()));
+        }
+        outer.get_mut(i).map(Arc::make_mut)
+    }
+
     pub(crate) fn get(&self, key: &str) -> Option<&Arc<V>> {
-        self.shards.get(shard_of(key))?.get(key)
+        self.shard(key)?.get(key)
     }
 
     pub(crate) fn insert(&mut self, key: String, value: Arc<V>) -> Option<Arc<V>> {
-        let s = shard_of(&key);
-        let shards = Arc::make_mut(&mut self.shards);
-        let prev = shards
-            .get_mut(s)
-            .and_then(|shard| Arc::make_mut(shard).insert(key, value));
+        let prev = self
+            .shard_mut(&key)
+            .and_then(|shard| shard.insert(key, value));
         if prev.is_none() {
             self.len += 1;
         }
@@ -60,18 +79,10 @@ impl<V> ShardedMap<V> {
 
     #[cfg(test)]
     pub(crate) fn remove(&mut self, key: &str) -> Option<Arc<V>> {
-        let s = shard_of(key);
-        if self
-            .shards
-            .get(s)
-            .is_none_or(|shard| !shard.contains_key(key))
-        {
+        if self.shard(key).is_none_or(|shard| !shard.contains_key(key)) {
             return None;
         }
-        let shards = Arc::make_mut(&mut self.shards);
-        let prev = shards
-            .get_mut(s)
-            .and_then(|shard| Arc::make_mut(shard).remove(key));
+        let prev = self.shard_mut(key).and_then(|shard| shard.remove(key));
         if prev.is_some() {
             self.len -= 1;
         }
@@ -79,7 +90,10 @@ impl<V> ShardedMap<V> {
     }
 
     pub(crate) fn values(&self) -> impl Iterator<Item = &Arc<V>> {
-        self.shards.iter().flat_map(|s| s.values())
+        self.shards
+            .iter()
+            .flat_map(|o| o.iter())
+            .flat_map(|s| s.values())
     }
 
     pub(crate) fn len(&self) -> usize {
