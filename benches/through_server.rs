@@ -4,7 +4,7 @@
 //! and the plan applier, exactly as `job run` does minus HTTP.
 //!
 //! ```text
-//! cargo run --release -p nomad-benches --example sched-bench -- --scenario c1m --through-server
+//! cargo run --release -p nomad-benches --example sched-bench-server -- --scenario c1m --through-server
 //!     [--json] [--seed N] [--jobs N] [--in-flight N] [--schedulers N]
 //! ```
 //!
@@ -40,7 +40,7 @@ struct Args {
     schedulers: Option<usize>,
 }
 
-const USAGE: &str = "usage: sched-bench --scenario nomad-grid|c1m|growth|all --through-server [--json] [--seed N] [--jobs N] [--in-flight N] [--schedulers N]";
+const USAGE: &str = "usage: sched-bench-server --scenario nomad-grid|c1m|growth|all --through-server [--json] [--seed N] [--jobs N] [--in-flight N] [--schedulers N]";
 
 fn number<T: std::str::FromStr>(v: Option<String>, flag: &str) -> Result<T, String> {
     v.and_then(|s| s.parse().ok())
@@ -436,7 +436,7 @@ async fn main() {
                 rows.push(row);
             }
             Err(e) => {
-                eprintln!("sched-bench: {e}");
+                eprintln!("sched-bench-server: {e}");
                 std::process::exit(1);
             }
         }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use super::*;
 use crate::sim::sim_node;
 
-const WAIT: Duration = Duration::from_secs(20);
+const WAIT: Duration = Duration::from_secs(60);
 
 fn fast(node_id: NodeId) -> LogOptions {
     LogOptions {
