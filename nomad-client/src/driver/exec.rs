@@ -28,9 +28,10 @@ use tokio::task::AbortHandle;
 
 use self::cgroup::CgroupLayout;
 use self::spec::HostInputs;
+use super::exit::{stop_signal_name, ExitWatch, Exited};
 use super::output::TaskOutput;
 use super::process;
-use super::raw_exec::{fifo_path, finish, join_error, Exited};
+use super::raw_exec::{fifo_path, finish, join_error};
 
 const NAME: &str = "exec";
 /// Where cgroup filesystems are mounted.
@@ -129,17 +130,9 @@ struct ExecTask {
     last_cpu: Mutex<Option<(u64, Instant)>>,
 }
 
-impl ExecTask {
-    fn exited(&self) -> Option<Exited> {
-        self.exit.borrow().clone()
-    }
-
-    async fn wait_exit(&self, limit: Duration) -> bool {
-        let mut exit = self.exit.clone();
-        let waited = tokio::time::timeout(limit, exit.wait_for(Option::is_some))
-            .await
-            .is_ok();
-        waited
+impl ExitWatch for ExecTask {
+    fn exit_rx(&self) -> &watch::Receiver<Option<Exited>> {
+        &self.exit
     }
 }
 
@@ -598,16 +591,7 @@ impl TaskDriver for ExecDriver {
     }
 
     async fn wait(&self, task_id: &str) -> Result<ExitResult, DriverError> {
-        let task = self.task(task_id)?;
-        let mut exit = task.exit.clone();
-        let result = match exit.wait_for(Option::is_some).await {
-            Ok(exited) => Ok(exited
-                .as_ref()
-                .map(|e| e.result.clone())
-                .unwrap_or_default()),
-            Err(_) => Err(DriverError::not_found(task_id)),
-        };
-        result
+        self.task(task_id)?.wait_result(task_id).await
     }
 
     async fn stop(
@@ -617,11 +601,7 @@ impl TaskDriver for ExecDriver {
         signal: &str,
     ) -> Result<(), DriverError> {
         let task = self.task(task_id)?;
-        let name = if signal.is_empty() {
-            task.config.kill_signal.as_deref().unwrap_or("SIGTERM")
-        } else {
-            signal
-        };
+        let name = stop_signal_name(&task.config, signal);
         let signal = process::parse_signal(name)?;
         if task.exited().is_some() {
             return Ok(());

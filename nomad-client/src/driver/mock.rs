@@ -1,5 +1,6 @@
 //! The `mock` driver: tasks that only pretend to run, scripted by their `config` block.
 
+use super::exit::{stop_signal_name, ExitWatch, Exited};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
@@ -107,12 +108,6 @@ fn duration(field: &str, value: &Option<String>) -> Result<Option<Duration>, Dri
         .transpose()
 }
 
-#[derive(Debug, Clone)]
-struct Exited {
-    result: ExitResult,
-    at: SystemTime,
-}
-
 #[derive(Debug)]
 enum Control {
     /// The stop signal: exit after `kill_after`.
@@ -130,17 +125,9 @@ struct MockProc {
     control: mpsc::UnboundedSender<Control>,
 }
 
-impl MockProc {
-    fn exited(&self) -> Option<Exited> {
-        self.exit.borrow().clone()
-    }
-
-    async fn wait_exit(&self, limit: Duration) -> bool {
-        let mut exit = self.exit.clone();
-        let waited = tokio::time::timeout(limit, exit.wait_for(Option::is_some))
-            .await
-            .is_ok();
-        waited
+impl ExitWatch for MockProc {
+    fn exit_rx(&self) -> &watch::Receiver<Option<Exited>> {
+        &self.exit
     }
 }
 
@@ -387,16 +374,7 @@ impl TaskDriver for MockDriver {
     }
 
     async fn wait(&self, task_id: &str) -> Result<ExitResult, DriverError> {
-        let task = self.task(task_id)?;
-        let mut exit = task.exit.clone();
-        let result = match exit.wait_for(Option::is_some).await {
-            Ok(exited) => Ok(exited
-                .as_ref()
-                .map(|e| e.result.clone())
-                .unwrap_or_default()),
-            Err(_) => Err(DriverError::not_found(task_id)),
-        };
-        result
+        self.task(task_id)?.wait_result(task_id).await
     }
 
     async fn stop(
@@ -406,11 +384,7 @@ impl TaskDriver for MockDriver {
         signal: &str,
     ) -> Result<(), DriverError> {
         let task = self.task(task_id)?;
-        let name = if signal.is_empty() {
-            task.config.kill_signal.as_deref().unwrap_or("SIGTERM")
-        } else {
-            signal
-        };
+        let name = stop_signal_name(&task.config, signal);
         let signal = signal_number(name)?;
         if task.exited().is_some() {
             return Ok(());

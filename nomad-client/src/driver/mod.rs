@@ -2,6 +2,7 @@
 
 mod docker;
 mod exec;
+mod exit;
 mod mock;
 mod output;
 pub(crate) mod process;

@@ -1,5 +1,6 @@
 //! The `raw_exec` driver: a command run unisolated on the host, in its own process group.
 
+use super::exit::{stop_signal_name, ExitWatch, Exited};
 use std::collections::HashMap;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
@@ -83,13 +84,6 @@ struct RawExecTaskConfig {
     args: Vec<String>,
 }
 
-/// How and when a task ended, as its supervisor publishes it.
-#[derive(Debug, Clone)]
-pub(crate) struct Exited {
-    pub(crate) result: ExitResult,
-    pub(crate) at: SystemTime,
-}
-
 #[derive(Debug)]
 struct RawTask {
     config: TaskConfig,
@@ -101,20 +95,9 @@ struct RawTask {
     last_cpu: Mutex<Option<(u64, Instant)>>,
 }
 
-impl RawTask {
-    fn exited(&self) -> Option<Exited> {
-        self.exit.borrow().clone()
-    }
-
-    /// Waits for the exit for at most `limit`; `false` when the task still runs after it.
-    async fn wait_exit(&self, limit: Duration) -> bool {
-        let mut exit = self.exit.clone();
-        // An error means the supervisor is gone (the task is being destroyed): nothing to
-        // wait for any more.
-        let waited = tokio::time::timeout(limit, exit.wait_for(Option::is_some))
-            .await
-            .is_ok();
-        waited
+impl ExitWatch for RawTask {
+    fn exit_rx(&self) -> &watch::Receiver<Option<Exited>> {
+        &self.exit
     }
 }
 
@@ -391,16 +374,7 @@ impl TaskDriver for RawExecDriver {
     }
 
     async fn wait(&self, task_id: &str) -> Result<ExitResult, DriverError> {
-        let task = self.task(task_id)?;
-        let mut exit = task.exit.clone();
-        let result = match exit.wait_for(Option::is_some).await {
-            Ok(exited) => Ok(exited
-                .as_ref()
-                .map(|e| e.result.clone())
-                .unwrap_or_default()),
-            Err(_) => Err(DriverError::not_found(task_id)),
-        };
-        result
+        self.task(task_id)?.wait_result(task_id).await
     }
 
     async fn stop(
@@ -410,11 +384,7 @@ impl TaskDriver for RawExecDriver {
         signal: &str,
     ) -> Result<(), DriverError> {
         let task = self.task(task_id)?;
-        let name = if signal.is_empty() {
-            task.config.kill_signal.as_deref().unwrap_or("SIGTERM")
-        } else {
-            signal
-        };
+        let name = stop_signal_name(&task.config, signal);
         let signal = process::parse_signal(name)?;
         if task.exited().is_some() {
             return Ok(());

@@ -2,6 +2,7 @@
 
 mod api;
 
+use super::exit::{stop_signal_name, ExitWatch, Exited};
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -94,12 +95,6 @@ struct DockerTaskConfig {
     force_pull: bool,
 }
 
-#[derive(Debug, Clone)]
-struct Exited {
-    result: ExitResult,
-    at: SystemTime,
-}
-
 #[derive(Debug)]
 struct Container {
     config: TaskConfig,
@@ -110,17 +105,9 @@ struct Container {
     last_cpu: Mutex<Option<(u64, Instant)>>,
 }
 
-impl Container {
-    fn exited(&self) -> Option<Exited> {
-        self.exit.borrow().clone()
-    }
-
-    async fn wait_exit(&self, limit: Duration) -> bool {
-        let mut exit = self.exit.clone();
-        let waited = tokio::time::timeout(limit, exit.wait_for(Option::is_some))
-            .await
-            .is_ok();
-        waited
+impl ExitWatch for Container {
+    fn exit_rx(&self) -> &watch::Receiver<Option<Exited>> {
+        &self.exit
     }
 }
 
@@ -879,16 +866,7 @@ impl TaskDriver for DockerDriver {
     }
 
     async fn wait(&self, task_id: &str) -> Result<ExitResult, DriverError> {
-        let task = self.task(task_id)?;
-        let mut exit = task.exit.clone();
-        let result = match exit.wait_for(Option::is_some).await {
-            Ok(exited) => Ok(exited
-                .as_ref()
-                .map(|e| e.result.clone())
-                .unwrap_or_default()),
-            Err(_) => Err(DriverError::not_found(task_id)),
-        };
-        result
+        self.task(task_id)?.wait_result(task_id).await
     }
 
     async fn stop(
@@ -898,11 +876,7 @@ impl TaskDriver for DockerDriver {
         signal: &str,
     ) -> Result<(), DriverError> {
         let task = self.task(task_id)?;
-        let name = if signal.is_empty() {
-            task.config.kill_signal.as_deref().unwrap_or("SIGTERM")
-        } else {
-            signal
-        };
+        let name = stop_signal_name(&task.config, signal);
         let signal = parse_signal(name)?;
         if task.exited().is_some() {
             return Ok(());
