@@ -90,7 +90,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         namespace: "default".into(),
         job_id: "hello".into(),
         task_group: "greet".into(),
-        job: Some(job),
+        job: Some(std::sync::Arc::new(job)),
         desired_status: "run".into(),
         ..Allocation::default()
     };

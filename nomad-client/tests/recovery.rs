@@ -56,7 +56,7 @@ fn allocation(mark: &str) -> Allocation {
         namespace: "default".into(),
         job_id: "recover".into(),
         task_group: "g".into(),
-        job: Some(job),
+        job: Some(std::sync::Arc::new(job)),
         desired_status: "run".into(),
         ..Allocation::default()
     }

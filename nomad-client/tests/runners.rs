@@ -67,7 +67,7 @@ fn alloc(id: &str, job_type: &str, tasks: Vec<Task>, restart: RestartPolicy) -> 
         namespace: "default".into(),
         job_id: job.id.clone(),
         task_group: "group".into(),
-        job: Some(job),
+        job: Some(std::sync::Arc::new(job)),
         desired_status: "run".into(),
         ..Allocation::default()
     }

@@ -26,6 +26,7 @@
 //!
 //! ```
 //! use std::collections::BTreeMap;
+//! use std::sync::Arc;
 //!
 //! use nomad_core::driver::TaskDirView;
 //! use nomad_core::env::{interpolate, TaskEnvBuilder};
@@ -55,7 +56,7 @@
 //!     name: "web.app[0]".into(),
 //!     namespace: "default".into(),
 //!     task_group: "app".into(),
-//!     job: Some(job),
+//!     job: Some(Arc::new(job)),
 //!     allocated_resources: Some(AllocatedResources {
 //!         shared: AllocatedSharedResources {
 //!             ports: vec![AllocatedPortMapping {

@@ -253,7 +253,7 @@ impl MemState {
             alloc.create_index = index;
         }
         alloc.modify_index = index;
-        let job = job.or_else(|| alloc.job.take().map(Arc::new));
+        let job = job.or_else(|| alloc.job.take());
         if let Some(j) = job {
             self.alloc_jobs.insert(alloc.id.clone(), j);
         }
@@ -460,7 +460,7 @@ impl SchedState for MemState {
     fn alloc_job(&self, alloc: &Allocation) -> Option<Arc<Job>> {
         match self.alloc_jobs.get(&alloc.id) {
             Some(j) => Some(Arc::clone(j)),
-            None => alloc.job.clone().map(Arc::new),
+            None => alloc.job.clone(),
         }
     }
     fn job(&self, namespace: &str, job_id: &str) -> Option<Arc<Job>> {

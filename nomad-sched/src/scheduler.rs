@@ -290,7 +290,7 @@ impl Scheduler {
             },
             &views,
         );
-        let mut plan = new_plan(eval, job.as_deref());
+        let mut plan = new_plan(eval, job.as_ref());
         let mut att = Attempt {
             plan: Plan::default(),
             failed: BTreeMap::new(),
@@ -436,7 +436,7 @@ impl Scheduler {
     ) -> Attempt {
         let job = state.job(ns, &eval.job_id);
         let views = Self::views(state, ns, &eval.job_id);
-        let mut plan = new_plan(eval, job.as_deref());
+        let mut plan = new_plan(eval, job.as_ref());
         let mut att = Attempt {
             plan: Plan::default(),
             failed: BTreeMap::new(),
@@ -657,10 +657,10 @@ impl Scheduler {
     }
 }
 
-fn new_plan(eval: &Evaluation, job: Option<&Job>) -> Plan {
+fn new_plan(eval: &Evaluation, job: Option<&Arc<Job>>) -> Plan {
     Plan {
         eval_id: eval.id.clone(),
-        priority: job.map_or(eval.priority, Job::priority_or_default),
+        priority: job.map_or(eval.priority, |j| j.priority_or_default()),
         all_at_once: job.and_then(|j| j.all_at_once).unwrap_or(false),
         job: job.cloned(),
         ..Plan::default()

@@ -161,7 +161,7 @@ pub trait SchedState {
     /// The job version an allocation runs. The default uses the copy carried in the
     /// allocation; stores that keep one shared copy per version override it.
     fn alloc_job(&self, alloc: &Allocation) -> Option<Arc<Job>> {
-        alloc.job.clone().map(Arc::new)
+        alloc.job.clone()
     }
 
     /// The job's current version, `None` once it has been purged.

@@ -1133,7 +1133,7 @@ impl Server {
         let applied = self
             .apply(Command::ApplyPlan {
                 eval_id: plan.eval_id.clone(),
-                job: plan.job.map(Box::new),
+                job: plan.job,
                 stops,
                 placed,
                 deployment,

@@ -1,6 +1,7 @@
 //! Allocations: a task group placed on a node.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -28,8 +29,9 @@ pub struct Allocation {
     /// The job.
     #[serde(rename = "JobID")]
     pub job_id: String,
-    /// The job version it runs (carried whole, as in Nomad).
-    pub job: Option<Job>,
+    /// The job version it runs, carried whole as in Nomad and shared between
+    /// the allocations of one version.
+    pub job: Option<Arc<Job>>,
     /// The group.
     pub task_group: String,
     /// What the scheduler gave it.

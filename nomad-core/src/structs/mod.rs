@@ -170,7 +170,7 @@ pub struct Plan {
     /// Commit all of the plan or none of it.
     pub all_at_once: bool,
     /// The job the placements run.
-    pub job: Option<Job>,
+    pub job: Option<std::sync::Arc<Job>>,
     /// Allocations to stop or evict, by node ID.
     pub node_update: BTreeMap<String, Vec<Allocation>>,
     /// Allocations to place or update in place, by node ID.

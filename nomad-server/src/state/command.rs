@@ -2,6 +2,8 @@
 //! applied in log order by every server. Applying is deterministic: anything that varies
 //! (times, IDs) is decided by the leader and carried in the command.
 
+use std::sync::Arc;
+
 use nomad_core::job::Job;
 use nomad_core::structs::{
     Allocation, Deployment, DeploymentStatusUpdate, DrainStrategy, Evaluation, Node,
@@ -90,7 +92,7 @@ pub enum Command {
         /// The evaluation the plan came from.
         eval_id: String,
         /// The job version placements run.
-        job: Option<Box<Job>>,
+        job: Option<Arc<Job>>,
         /// Allocations stopped, evicted or preempted.
         stops: Vec<Allocation>,
         /// Allocations placed or updated in place.

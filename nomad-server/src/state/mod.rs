@@ -210,7 +210,7 @@ impl StateData {
     pub fn alloc_with_job(&self, id: &str) -> Option<Allocation> {
         let a = self.allocs.get(id)?;
         let mut a = a.as_ref().clone();
-        a.job = self.alloc_jobs.get(id).map(|j| j.as_ref().clone());
+        a.job = self.alloc_jobs.get(id).cloned();
         Some(a)
     }
 
@@ -500,7 +500,7 @@ impl StateData {
                         {
                             Arc::clone(cur)
                         }
-                        _ => Arc::new(j.as_ref().clone()),
+                        _ => Arc::clone(j),
                     }
                 });
                 for s in stops {
@@ -563,7 +563,7 @@ impl StateData {
                     if let Some(j) = &job_arc {
                         self.alloc_jobs.insert(a.id.clone(), Arc::clone(j));
                     } else if let Some(j) = &p.job {
-                        self.alloc_jobs.insert(a.id.clone(), Arc::new(j.clone()));
+                        self.alloc_jobs.insert(a.id.clone(), Arc::clone(j));
                     }
                     touched_jobs.push(key(&a.namespace, &a.job_id));
                     self.put_alloc(Arc::new(a));
@@ -1228,7 +1228,7 @@ impl SchedState for StateSnapshot {
             .alloc_jobs
             .get(&alloc.id)
             .cloned()
-            .or_else(|| alloc.job.clone().map(Arc::new))
+            .or_else(|| alloc.job.clone())
     }
     fn job(&self, namespace: &str, job_id: &str) -> Option<Arc<Job>> {
         self.0.job(namespace, job_id)

@@ -166,7 +166,7 @@ fn persisted_state_round_trips() {
         3,
         Command::ApplyPlan {
             eval_id: "e".into(),
-            job: Some(Box::new(
+            job: Some(Arc::new(
                 (*store.snapshot().job("default", "web").expect("job")).clone(),
             )),
             stops: vec![],
@@ -184,7 +184,7 @@ fn persisted_state_round_trips() {
     assert!(data.job("default", "web").is_some());
     assert_eq!(data.node_allocs("node-0").len(), 1);
     let a = data.alloc_with_job("a1").expect("alloc");
-    assert_eq!(a.job.map(|j| j.id), Some("web".to_string()));
+    assert_eq!(a.job.map(|j| j.id.clone()), Some("web".to_string()));
     assert_eq!(
         data.job("default", "web").map(|j| j.status.clone()),
         Some("running".into())

@@ -1,4 +1,5 @@
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use super::*;
 use crate::job::{
@@ -154,7 +155,7 @@ fn alloc(mode: &str) -> Allocation {
         name: "web.app[2]".into(),
         namespace: "prod-ns".into(),
         task_group: "app".into(),
-        job: Some(job(mode)),
+        job: Some(Arc::new(job(mode))),
         allocated_resources: Some(AllocatedResources {
             tasks: BTreeMap::from([
                 ("server".to_owned(), server),
@@ -270,7 +271,7 @@ fn isolated_directories_and_region() {
 #[test]
 fn region_defaults_to_the_jobs() {
     let mut alloc = alloc("host");
-    if let Some(job) = alloc.job.as_mut() {
+    if let Some(job) = alloc.job.as_mut().map(Arc::make_mut) {
         job.region = Some("ap-south".into());
     }
     let env = build(&alloc, "server");
@@ -582,7 +583,7 @@ fn meta_merges_job_group_and_task() {
 #[test]
 fn meta_written_in_capitals_wins_over_an_upper_cased_key() {
     let mut alloc = alloc("host");
-    if let Some(job) = alloc.job.as_mut() {
+    if let Some(job) = alloc.job.as_mut().map(Arc::make_mut) {
         job.meta = map(&[("foo", "lower"), ("FOO", "upper")]);
     }
     let env = build(&alloc, "server");
@@ -595,7 +596,7 @@ fn meta_written_in_capitals_wins_over_an_upper_cased_key() {
 #[test]
 fn dispatched_jobs_default_optional_meta_to_empty() {
     let mut alloc = alloc("host");
-    if let Some(job) = alloc.job.as_mut() {
+    if let Some(job) = alloc.job.as_mut().map(Arc::make_mut) {
         job.dispatched = true;
         job.parameterized_job = Some(ParameterizedJobConfig {
             meta_optional: vec!["color".into(), "owner".into()],
@@ -616,7 +617,7 @@ fn dispatched_jobs_default_optional_meta_to_empty() {
 #[test]
 fn layers_override_in_nomads_order() {
     let mut alloc = alloc("host");
-    if let Some(task) = alloc.job.as_mut().and_then(|j| {
+    if let Some(task) = alloc.job.as_mut().map(Arc::make_mut).and_then(|j| {
         j.task_groups[0]
             .tasks
             .iter_mut()
@@ -669,7 +670,7 @@ fn layers_override_in_nomads_order() {
 #[test]
 fn env_entries_refer_to_each_other() {
     let mut alloc = alloc("host");
-    if let Some(task) = alloc.job.as_mut().and_then(|j| {
+    if let Some(task) = alloc.job.as_mut().map(Arc::make_mut).and_then(|j| {
         j.task_groups[0]
             .tasks
             .iter_mut()
@@ -717,7 +718,7 @@ fn long_env_chains_stop_without_exhausting_the_stack() {
         .map(|i| (format!("V{i:05}"), format!("${{V{:05}}}", i + 1)))
         .collect();
     chain.insert(format!("V{n:05}"), "end".into());
-    if let Some(task) = alloc.job.as_mut().and_then(|j| {
+    if let Some(task) = alloc.job.as_mut().map(Arc::make_mut).and_then(|j| {
         j.task_groups[0]
             .tasks
             .iter_mut()
@@ -829,13 +830,13 @@ fn allocations_that_do_not_describe_the_task_are_refused() {
 #[test]
 fn builds_from_an_empty_allocation_without_panicking() {
     let alloc = Allocation {
-        job: Some(Job {
+        job: Some(Arc::new(Job {
             task_groups: vec![TaskGroup {
                 tasks: vec![Task::default()],
                 ..TaskGroup::default()
             }],
             ..Job::default()
-        }),
+        })),
         ..Allocation::default()
     };
     let env = TaskEnvBuilder::new(&alloc, "", &Node::default())
