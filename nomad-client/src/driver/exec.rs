@@ -4,7 +4,7 @@ mod cgroup;
 mod init;
 mod spec;
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
@@ -20,7 +20,7 @@ use nix::sys::signal::Signal;
 use nomad_core::driver::{
     Capabilities, ConfigSchema, DriverError, DriverEvent, EventFanout, EventSink, ExitResult,
     FieldKind, Fingerprint, FsIsolation, MountConfigSupport, NetIsolationMode, StartedTask,
-    TaskConfig, TaskDriver, TaskHandle, TaskResourceUsage, TaskState, TaskStatus,
+    TaskConfig, TaskDriver, TaskHandle, TaskResourceUsage, TaskStatus,
 };
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
@@ -32,6 +32,7 @@ use super::exit::{stop_signal_name, ExitWatch, Exited};
 use super::output::TaskOutput;
 use super::process;
 use super::raw_exec::{fifo_path, finish, join_error};
+use super::table::{TaskTable, TrackedTask};
 
 const NAME: &str = "exec";
 /// Where cgroup filesystems are mounted.
@@ -84,7 +85,7 @@ impl Default for ExecConfig {
 #[derive(Debug)]
 pub struct ExecDriver {
     config: ExecConfig,
-    tasks: Mutex<HashMap<String, Arc<ExecTask>>>,
+    tasks: TaskTable<ExecTask>,
     events: EventFanout,
 }
 
@@ -136,6 +137,25 @@ impl ExitWatch for ExecTask {
     }
 }
 
+impl TrackedTask for ExecTask {
+    fn config(&self) -> &TaskConfig {
+        &self.config
+    }
+    fn started_at(&self) -> SystemTime {
+        self.started_at
+    }
+    fn background(&self) -> &[AbortHandle] {
+        &self.background
+    }
+    fn driver_attributes(&self) -> BTreeMap<String, String> {
+        [
+            ("pid".to_owned(), self.state.pid.to_string()),
+            ("container_id".to_owned(), self.state.container_id.clone()),
+        ]
+        .into()
+    }
+}
+
 /// Why the driver cannot run tasks on this host, if it cannot.
 fn health(config: &ExecConfig, euid: u32, layout: Option<&CgroupLayout>) -> Fingerprint {
     if !config.enabled {
@@ -174,20 +194,9 @@ impl ExecDriver {
     pub fn new(config: ExecConfig) -> Self {
         Self {
             config,
-            tasks: Mutex::new(HashMap::new()),
+            tasks: TaskTable::default(),
             events: EventFanout::new(),
         }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<ExecTask>>> {
-        self.tasks.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn task(&self, task_id: &str) -> Result<Arc<ExecTask>, DriverError> {
-        self.lock()
-            .get(task_id)
-            .cloned()
-            .ok_or_else(|| DriverError::not_found(task_id))
     }
 
     fn layout() -> Option<CgroupLayout> {
@@ -227,15 +236,6 @@ impl ExecDriver {
                 operation: "kill".into(),
             })
         }
-    }
-
-    fn insert(&self, task: Arc<ExecTask>) -> Result<(), Arc<ExecTask>> {
-        let mut tasks = self.lock();
-        if tasks.contains_key(&task.config.id) {
-            return Err(task);
-        }
-        tasks.insert(task.config.id.clone(), task);
-        Ok(())
     }
 
     /// Starts the copiers and the supervisor of a task. The task's first process is never a
@@ -296,11 +296,7 @@ impl Drop for ExecDriver {
     /// Stops watching the tasks; the tasks go on running so that another driver instance can
     /// recover them.
     fn drop(&mut self) {
-        for task in self.lock().values() {
-            for handle in &task.background {
-                handle.abort();
-            }
-        }
+        self.tasks.stop_following_all();
     }
 }
 
@@ -544,7 +540,7 @@ impl TaskDriver for ExecDriver {
         if task_config.command.is_empty() {
             return Err(DriverError::invalid_config("command", "must not be empty"));
         }
-        if self.lock().contains_key(&config.id) {
+        if self.tasks.contains(&config.id) {
             return Err(DriverError::TaskAlreadyExists {
                 task_id: config.id.clone(),
             });
@@ -571,15 +567,11 @@ impl TaskDriver for ExecDriver {
             killed,
             last_cpu: Mutex::new(None),
         };
-        if let Err(task) = self.insert(Arc::new(task)) {
-            let _ = self.kill(&task).await;
-            for handle in &task.background {
-                handle.abort();
-            }
-            return Err(DriverError::TaskAlreadyExists {
-                task_id: config.id.clone(),
-            });
-        }
+        self.tasks
+            .insert_or_undo(Arc::new(task), |lost| async move {
+                let _ = self.kill(&lost).await;
+            })
+            .await?;
         self.events.emit(
             DriverEvent::new(config, format!("started container with process {pid}"))
                 .with_annotation("pid", pid.to_string()),
@@ -591,7 +583,7 @@ impl TaskDriver for ExecDriver {
     }
 
     async fn wait(&self, task_id: &str) -> Result<ExitResult, DriverError> {
-        self.task(task_id)?.wait_result(task_id).await
+        self.tasks.get(task_id)?.wait_result(task_id).await
     }
 
     async fn stop(
@@ -600,7 +592,7 @@ impl TaskDriver for ExecDriver {
         timeout: Duration,
         signal: &str,
     ) -> Result<(), DriverError> {
-        let task = self.task(task_id)?;
+        let task = self.tasks.get(task_id)?;
         let name = stop_signal_name(&task.config, signal);
         let signal = process::parse_signal(name)?;
         if task.exited().is_some() {
@@ -628,7 +620,7 @@ impl TaskDriver for ExecDriver {
     }
 
     async fn destroy(&self, task_id: &str, force: bool) -> Result<(), DriverError> {
-        let Some(task) = self.lock().get(task_id).cloned() else {
+        let Some(task) = self.tasks.find(task_id) else {
             return Ok(());
         };
         if task.exited().is_none() {
@@ -639,9 +631,7 @@ impl TaskDriver for ExecDriver {
             }
             self.kill(&task).await?;
         }
-        for handle in &task.background {
-            handle.abort();
-        }
+        task.stop_following();
         let state = task.state.clone();
         let task_dir = task.config.dirs.task_dir.clone();
         let failure = tokio::task::spawn_blocking(move || {
@@ -669,30 +659,12 @@ impl TaskDriver for ExecDriver {
                 reason,
             ));
         }
-        self.lock().remove(task_id);
+        self.tasks.remove(task_id);
         Ok(())
     }
 
     async fn inspect(&self, task_id: &str) -> Result<TaskStatus, DriverError> {
-        let task = self.task(task_id)?;
-        let exited = task.exited();
-        Ok(TaskStatus {
-            id: task.config.id.clone(),
-            name: task.config.task_name.clone(),
-            state: if exited.is_some() {
-                TaskState::Exited
-            } else {
-                TaskState::Running
-            },
-            started_at: Some(task.started_at),
-            completed_at: exited.as_ref().map(|e| e.at),
-            exit_result: exited.map(|e| e.result),
-            driver_attributes: [
-                ("pid".to_owned(), task.state.pid.to_string()),
-                ("container_id".to_owned(), task.state.container_id.clone()),
-            ]
-            .into(),
-        })
+        Ok(self.tasks.get(task_id)?.status())
     }
 
     async fn recover(&self, handle: &TaskHandle) -> Result<(), DriverError> {
@@ -713,7 +685,7 @@ impl TaskDriver for ExecDriver {
                 }
             })?;
         let config = &handle.config;
-        if self.lock().contains_key(&config.id) {
+        if self.tasks.contains(&config.id) {
             return Ok(());
         }
         if !process::is_alive(state.pid, state.start_ticks) {
@@ -739,16 +711,14 @@ impl TaskDriver for ExecDriver {
             killed,
             last_cpu: Mutex::new(None),
         };
-        if let Err(task) = self.insert(Arc::new(task)) {
-            for handle in &task.background {
-                handle.abort();
-            }
+        if let Err(task) = self.tasks.insert(Arc::new(task)) {
+            task.stop_following();
         }
         Ok(())
     }
 
     async fn stats(&self, task_id: &str) -> Result<TaskResourceUsage, DriverError> {
-        let task = self.task(task_id)?;
+        let task = self.tasks.get(task_id)?;
         if task.exited().is_some() {
             return Err(DriverError::TaskGone {
                 task_id: task_id.to_owned(),
@@ -789,7 +759,7 @@ impl TaskDriver for ExecDriver {
     }
 
     async fn signal(&self, task_id: &str, signal: &str) -> Result<(), DriverError> {
-        let task = self.task(task_id)?;
+        let task = self.tasks.get(task_id)?;
         let signal = process::parse_signal(signal)?;
         if task.exited().is_some() || !process::is_alive(task.state.pid, task.state.start_ticks) {
             return Err(DriverError::TaskGone {

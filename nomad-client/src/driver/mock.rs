@@ -1,6 +1,7 @@
 //! The `mock` driver: tasks that only pretend to run, scripted by their `config` block.
 
 use super::exit::{stop_signal_name, ExitWatch, Exited};
+use super::table::{TaskTable, TrackedTask};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
@@ -10,7 +11,7 @@ use nomad_core::driver::{
     parse_duration, Capabilities, ConfigSchema, DriverError, DriverEvent, EventFanout, EventSink,
     ExitResult, FieldKind, Fingerprint, FsIsolation, MemoryUsage, MountConfigSupport,
     NetIsolationMode, StartedTask, TaskConfig, TaskDriver, TaskHandle, TaskResourceUsage,
-    TaskState, TaskStatus,
+    TaskStatus,
 };
 use serde::Deserialize;
 use tokio::sync::{mpsc, watch};
@@ -69,7 +70,7 @@ impl MockHost {
 #[derive(Debug)]
 pub struct MockDriver {
     host: Arc<MockHost>,
-    tasks: Mutex<HashMap<String, Arc<MockProc>>>,
+    tasks: TaskTable<MockProc>,
     events: EventFanout,
 }
 
@@ -131,6 +132,15 @@ impl ExitWatch for MockProc {
     }
 }
 
+impl TrackedTask for MockProc {
+    fn config(&self) -> &TaskConfig {
+        &self.config
+    }
+    fn started_at(&self) -> SystemTime {
+        self.started_at
+    }
+}
+
 impl Default for MockDriver {
     fn default() -> Self {
         Self::new()
@@ -147,20 +157,9 @@ impl MockDriver {
     pub fn with_host(host: Arc<MockHost>) -> Self {
         Self {
             host,
-            tasks: Mutex::new(HashMap::new()),
+            tasks: TaskTable::default(),
             events: EventFanout::new(),
         }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<MockProc>>> {
-        self.tasks.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn task(&self, task_id: &str) -> Result<Arc<MockProc>, DriverError> {
-        self.lock()
-            .get(task_id)
-            .cloned()
-            .ok_or_else(|| DriverError::not_found(task_id))
     }
 
     fn decode(config: &serde_json::Value) -> Result<MockTaskConfig, DriverError> {
@@ -354,14 +353,12 @@ impl TaskDriver for MockDriver {
             control,
         });
         {
-            let mut tasks = self.lock();
             let mut procs = self.host.lock();
-            if tasks.contains_key(&config.id) || procs.contains_key(&config.id) {
+            if procs.contains_key(&config.id) || self.tasks.insert(proc.clone()).is_err() {
                 return Err(DriverError::TaskAlreadyExists {
                     task_id: config.id.clone(),
                 });
             }
-            tasks.insert(config.id.clone(), proc.clone());
             procs.insert(config.id.clone(), proc);
         }
         tokio::spawn(run(config.clone(), mock, control_rx, exit_tx));
@@ -374,7 +371,7 @@ impl TaskDriver for MockDriver {
     }
 
     async fn wait(&self, task_id: &str) -> Result<ExitResult, DriverError> {
-        self.task(task_id)?.wait_result(task_id).await
+        self.tasks.get(task_id)?.wait_result(task_id).await
     }
 
     async fn stop(
@@ -383,7 +380,7 @@ impl TaskDriver for MockDriver {
         timeout: Duration,
         signal: &str,
     ) -> Result<(), DriverError> {
-        let task = self.task(task_id)?;
+        let task = self.tasks.get(task_id)?;
         let name = stop_signal_name(&task.config, signal);
         let signal = signal_number(name)?;
         if task.exited().is_some() {
@@ -403,7 +400,7 @@ impl TaskDriver for MockDriver {
     }
 
     async fn destroy(&self, task_id: &str, force: bool) -> Result<(), DriverError> {
-        let Some(task) = self.lock().get(task_id).cloned() else {
+        let Some(task) = self.tasks.find(task_id) else {
             return Ok(());
         };
         if task.exited().is_none() {
@@ -415,27 +412,13 @@ impl TaskDriver for MockDriver {
             let _ = task.control.send(Control::Kill);
             task.wait_exit(Duration::from_secs(5)).await;
         }
-        self.lock().remove(task_id);
+        self.tasks.remove(task_id);
         self.host.lock().remove(task_id);
         Ok(())
     }
 
     async fn inspect(&self, task_id: &str) -> Result<TaskStatus, DriverError> {
-        let task = self.task(task_id)?;
-        let exited = task.exited();
-        Ok(TaskStatus {
-            id: task.config.id.clone(),
-            name: task.config.task_name.clone(),
-            state: if exited.is_some() {
-                TaskState::Exited
-            } else {
-                TaskState::Running
-            },
-            started_at: Some(task.started_at),
-            completed_at: exited.as_ref().map(|e| e.at),
-            exit_result: exited.map(|e| e.result),
-            driver_attributes: Default::default(),
-        })
+        Ok(self.tasks.get(task_id)?.status())
     }
 
     async fn recover(&self, handle: &TaskHandle) -> Result<(), DriverError> {
@@ -445,13 +428,14 @@ impl TaskDriver for MockDriver {
             });
         }
         let id = &handle.config.id;
-        if self.lock().contains_key(id) {
+        if self.tasks.contains(id) {
             return Ok(());
         }
         let proc = self.host.lock().get(id).cloned();
         match proc {
             Some(proc) if proc.exited().is_none() => {
-                self.lock().insert(id.clone(), proc);
+                // A concurrent recovery of the same task may have tracked it first.
+                let _ = self.tasks.insert(proc);
                 Ok(())
             }
             _ => Err(DriverError::TaskGone {
@@ -462,7 +446,7 @@ impl TaskDriver for MockDriver {
     }
 
     async fn stats(&self, task_id: &str) -> Result<TaskResourceUsage, DriverError> {
-        let task = self.task(task_id)?;
+        let task = self.tasks.get(task_id)?;
         if task.exited().is_some() {
             return Err(DriverError::TaskGone {
                 task_id: task_id.to_owned(),
@@ -487,7 +471,7 @@ impl TaskDriver for MockDriver {
     }
 
     async fn signal(&self, task_id: &str, signal: &str) -> Result<(), DriverError> {
-        let task = self.task(task_id)?;
+        let task = self.tasks.get(task_id)?;
         signal_number(signal)?;
         if let Some(message) = &task.mock.signal_error {
             return Err(DriverError::other(

@@ -7,6 +7,7 @@ mod mock;
 mod output;
 pub(crate) mod process;
 mod raw_exec;
+mod table;
 
 pub use docker::{DockerConfig, DockerDriver};
 pub use exec::{ExecConfig, ExecDriver};

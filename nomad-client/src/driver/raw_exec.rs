@@ -1,7 +1,8 @@
 //! The `raw_exec` driver: a command run unisolated on the host, in its own process group.
 
 use super::exit::{stop_signal_name, ExitWatch, Exited};
-use std::collections::HashMap;
+use super::table::{TaskTable, TrackedTask};
+use std::collections::BTreeMap;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
@@ -14,7 +15,7 @@ use nix::sys::signal::Signal;
 use nomad_core::driver::{
     Capabilities, ConfigSchema, DriverError, DriverEvent, EventFanout, EventSink, ExecResult,
     ExitResult, FieldKind, Fingerprint, FsIsolation, MountConfigSupport, NetIsolationMode,
-    StartedTask, TaskConfig, TaskDriver, TaskHandle, TaskResourceUsage, TaskState, TaskStatus,
+    StartedTask, TaskConfig, TaskDriver, TaskHandle, TaskResourceUsage, TaskStatus,
 };
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
@@ -63,7 +64,7 @@ pub struct RawExecConfig {
 #[derive(Debug)]
 pub struct RawExecDriver {
     config: RawExecConfig,
-    tasks: Mutex<HashMap<String, Arc<RawTask>>>,
+    tasks: TaskTable<RawTask>,
     events: EventFanout,
 }
 
@@ -101,12 +102,27 @@ impl ExitWatch for RawTask {
     }
 }
 
+impl TrackedTask for RawTask {
+    fn config(&self) -> &TaskConfig {
+        &self.config
+    }
+    fn started_at(&self) -> SystemTime {
+        self.started_at
+    }
+    fn background(&self) -> &[AbortHandle] {
+        &self.background
+    }
+    fn driver_attributes(&self) -> BTreeMap<String, String> {
+        [("pid".to_owned(), self.state.pid.to_string())].into()
+    }
+}
+
 impl RawExecDriver {
     /// A driver with the given client configuration.
     pub fn new(config: RawExecConfig) -> Self {
         Self {
             config,
-            tasks: Mutex::new(HashMap::new()),
+            tasks: TaskTable::default(),
             events: EventFanout::new(),
         }
     }
@@ -114,17 +130,6 @@ impl RawExecDriver {
     /// A driver that is enabled.
     pub fn enabled() -> Self {
         Self::new(RawExecConfig { enabled: true })
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<RawTask>>> {
-        self.tasks.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn task(&self, task_id: &str) -> Result<Arc<RawTask>, DriverError> {
-        self.lock()
-            .get(task_id)
-            .cloned()
-            .ok_or_else(|| DriverError::not_found(task_id))
     }
 
     fn check_enabled(&self) -> Result<(), DriverError> {
@@ -135,15 +140,6 @@ impl RawExecDriver {
                 driver: NAME.into(),
             })
         }
-    }
-
-    fn insert(&self, task: Arc<RawTask>) -> Result<(), Arc<RawTask>> {
-        let mut tasks = self.lock();
-        if tasks.contains_key(&task.config.id) {
-            return Err(task);
-        }
-        tasks.insert(task.config.id.clone(), task);
-        Ok(())
     }
 
     /// Kills the whole group and waits for the command to be gone.
@@ -165,11 +161,7 @@ impl Drop for RawExecDriver {
     /// Stops watching the tasks, as an agent that exits does; the tasks themselves go on
     /// running so that another driver instance can recover them.
     fn drop(&mut self) {
-        for task in self.lock().values() {
-            for handle in &task.background {
-                handle.abort();
-            }
-        }
+        self.tasks.stop_following_all();
     }
 }
 
@@ -259,7 +251,7 @@ impl TaskDriver for RawExecDriver {
         let task_config: RawExecTaskConfig =
             serde_json::from_value(config.driver_config.clone())
                 .map_err(|err| DriverError::invalid_config("", err.to_string()))?;
-        if self.lock().contains_key(&config.id) {
+        if self.tasks.contains(&config.id) {
             return Err(DriverError::TaskAlreadyExists {
                 task_id: config.id.clone(),
             });
@@ -353,16 +345,11 @@ impl TaskDriver for RawExecDriver {
             killed: Arc::new(AtomicBool::new(false)),
             last_cpu: Mutex::new(None),
         };
-        if let Err(task) = self.insert(Arc::new(task)) {
-            // Another start with the same id won the race: undo ours.
-            let _ = self.kill(&task).await;
-            for handle in &task.background {
-                handle.abort();
-            }
-            return Err(DriverError::TaskAlreadyExists {
-                task_id: config.id.clone(),
-            });
-        }
+        self.tasks
+            .insert_or_undo(Arc::new(task), |lost| async move {
+                let _ = self.kill(&lost).await;
+            })
+            .await?;
         self.events.emit(
             DriverEvent::new(config, format!("started process {pid}"))
                 .with_annotation("pid", pid.to_string()),
@@ -374,7 +361,7 @@ impl TaskDriver for RawExecDriver {
     }
 
     async fn wait(&self, task_id: &str) -> Result<ExitResult, DriverError> {
-        self.task(task_id)?.wait_result(task_id).await
+        self.tasks.get(task_id)?.wait_result(task_id).await
     }
 
     async fn stop(
@@ -383,7 +370,7 @@ impl TaskDriver for RawExecDriver {
         timeout: Duration,
         signal: &str,
     ) -> Result<(), DriverError> {
-        let task = self.task(task_id)?;
+        let task = self.tasks.get(task_id)?;
         let name = stop_signal_name(&task.config, signal);
         let signal = process::parse_signal(name)?;
         if task.exited().is_some() {
@@ -411,7 +398,7 @@ impl TaskDriver for RawExecDriver {
     }
 
     async fn destroy(&self, task_id: &str, force: bool) -> Result<(), DriverError> {
-        let Some(task) = self.lock().get(task_id).cloned() else {
+        let Some(task) = self.tasks.find(task_id) else {
             return Ok(());
         };
         if task.exited().is_none() {
@@ -424,9 +411,7 @@ impl TaskDriver for RawExecDriver {
         } else {
             process::signal_group(task.state.pid, Signal::SIGKILL)?;
         }
-        for handle in &task.background {
-            handle.abort();
-        }
+        task.stop_following();
         for fifo in [&task.state.stdout_fifo, &task.state.stderr_fifo]
             .into_iter()
             .flatten()
@@ -442,26 +427,12 @@ impl TaskDriver for RawExecDriver {
                 }
             }
         }
-        self.lock().remove(task_id);
+        self.tasks.remove(task_id);
         Ok(())
     }
 
     async fn inspect(&self, task_id: &str) -> Result<TaskStatus, DriverError> {
-        let task = self.task(task_id)?;
-        let exited = task.exited();
-        Ok(TaskStatus {
-            id: task.config.id.clone(),
-            name: task.config.task_name.clone(),
-            state: if exited.is_some() {
-                TaskState::Exited
-            } else {
-                TaskState::Running
-            },
-            started_at: Some(task.started_at),
-            completed_at: exited.as_ref().map(|e| e.at),
-            exit_result: exited.map(|e| e.result),
-            driver_attributes: [("pid".to_owned(), task.state.pid.to_string())].into(),
-        })
+        Ok(self.tasks.get(task_id)?.status())
     }
 
     async fn recover(&self, handle: &TaskHandle) -> Result<(), DriverError> {
@@ -478,7 +449,7 @@ impl TaskDriver for RawExecDriver {
                 }
             })?;
         let config = &handle.config;
-        if self.lock().contains_key(&config.id) {
+        if self.tasks.contains(&config.id) {
             return Ok(());
         }
         if !process::is_alive(state.pid, state.start_ticks) {
@@ -531,16 +502,14 @@ impl TaskDriver for RawExecDriver {
             killed,
             last_cpu: Mutex::new(None),
         };
-        if let Err(task) = self.insert(Arc::new(task)) {
-            for handle in &task.background {
-                handle.abort();
-            }
+        if let Err(task) = self.tasks.insert(Arc::new(task)) {
+            task.stop_following();
         }
         Ok(())
     }
 
     async fn stats(&self, task_id: &str) -> Result<TaskResourceUsage, DriverError> {
-        let task = self.task(task_id)?;
+        let task = self.tasks.get(task_id)?;
         if task.exited().is_some() {
             return Err(DriverError::TaskGone {
                 task_id: task_id.to_owned(),
@@ -577,7 +546,7 @@ impl TaskDriver for RawExecDriver {
     }
 
     async fn signal(&self, task_id: &str, signal: &str) -> Result<(), DriverError> {
-        let task = self.task(task_id)?;
+        let task = self.tasks.get(task_id)?;
         let signal = process::parse_signal(signal)?;
         if task.exited().is_some() || !process::is_alive(task.state.pid, task.state.start_ticks) {
             return Err(DriverError::TaskGone {
@@ -594,7 +563,7 @@ impl TaskDriver for RawExecDriver {
         command: &[String],
         timeout: Duration,
     ) -> Result<ExecResult, DriverError> {
-        let task = self.task(task_id)?;
+        let task = self.tasks.get(task_id)?;
         let Some((program, args)) = command.split_first() else {
             return Err(DriverError::invalid_config(
                 "command",

@@ -3,7 +3,8 @@
 mod api;
 
 use super::exit::{stop_signal_name, ExitWatch, Exited};
-use std::collections::{BTreeMap, HashMap};
+use super::table::{TaskTable, TrackedTask};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -15,7 +16,7 @@ use nomad_core::driver::{
     Capabilities, ConfigSchema, CpuUsage, DriverError, DriverEvent, DriverNetwork, EventFanout,
     EventSink, ExecResult, ExitResult, FieldKind, Fingerprint, FsIsolation, MemoryUsage,
     MountConfigSupport, NetIsolationMode, StartedTask, TaskConfig, TaskDriver, TaskHandle,
-    TaskResourceUsage, TaskState, TaskStatus,
+    TaskResourceUsage, TaskStatus,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -70,7 +71,7 @@ impl Default for DockerConfig {
 pub struct DockerDriver {
     config: DockerConfig,
     api: DockerApi,
-    tasks: Mutex<HashMap<String, Arc<Container>>>,
+    tasks: TaskTable<Container>,
     events: EventFanout,
 }
 
@@ -108,6 +109,25 @@ struct Container {
 impl ExitWatch for Container {
     fn exit_rx(&self) -> &watch::Receiver<Option<Exited>> {
         &self.exit
+    }
+}
+
+impl TrackedTask for Container {
+    fn config(&self) -> &TaskConfig {
+        &self.config
+    }
+    fn started_at(&self) -> SystemTime {
+        self.started_at
+    }
+    fn background(&self) -> &[AbortHandle] {
+        &self.background
+    }
+    fn driver_attributes(&self) -> BTreeMap<String, String> {
+        [
+            ("container_id".to_owned(), self.state.container_id.clone()),
+            ("image".to_owned(), self.state.image.clone()),
+        ]
+        .into()
     }
 }
 
@@ -196,20 +216,9 @@ impl DockerDriver {
         Self {
             config,
             api,
-            tasks: Mutex::new(HashMap::new()),
+            tasks: TaskTable::default(),
             events: EventFanout::new(),
         }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Container>>> {
-        self.tasks.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn task(&self, task_id: &str) -> Result<Arc<Container>, DriverError> {
-        self.lock()
-            .get(task_id)
-            .cloned()
-            .ok_or_else(|| DriverError::not_found(task_id))
     }
 
     /// The engine's version, or why it does not answer.
@@ -628,11 +637,7 @@ impl Drop for DockerDriver {
     /// Stops following the containers, as an agent that exits does; the containers go on
     /// running so that another driver instance can recover them.
     fn drop(&mut self) {
-        for task in self.lock().values() {
-            for handle in &task.background {
-                handle.abort();
-            }
-        }
+        self.tasks.stop_following_all();
     }
 }
 
@@ -748,7 +753,7 @@ impl TaskDriver for DockerDriver {
         if task.image.is_empty() {
             return Err(DriverError::invalid_config("image", "must not be empty"));
         }
-        if self.lock().contains_key(&config.id) {
+        if self.tasks.contains(&config.id) {
             return Err(DriverError::TaskAlreadyExists {
                 task_id: config.id.clone(),
             });
@@ -812,25 +817,11 @@ impl TaskDriver for DockerDriver {
         let driver_state = serde_json::to_value(&state)
             .map_err(|err| DriverError::other("encoding the task handle", err))?;
         let container = self.track(config, state, 0);
-        let raced = {
-            let mut tasks = self.lock();
-            if tasks.contains_key(&config.id) {
-                Some(container)
-            } else {
-                tasks.insert(config.id.clone(), container);
-                None
-            }
-        };
-        if let Some(container) = raced {
-            // Another start with the same id won: undo ours.
-            for handle in &container.background {
-                handle.abort();
-            }
-            let _ = self.remove_container(&id).await;
-            return Err(DriverError::TaskAlreadyExists {
-                task_id: config.id.clone(),
-            });
-        }
+        self.tasks
+            .insert_or_undo(container, |_| async {
+                let _ = self.remove_container(&id).await;
+            })
+            .await?;
         self.events.emit(
             DriverEvent::new(
                 config,
@@ -866,7 +857,7 @@ impl TaskDriver for DockerDriver {
     }
 
     async fn wait(&self, task_id: &str) -> Result<ExitResult, DriverError> {
-        self.task(task_id)?.wait_result(task_id).await
+        self.tasks.get(task_id)?.wait_result(task_id).await
     }
 
     async fn stop(
@@ -875,7 +866,7 @@ impl TaskDriver for DockerDriver {
         timeout: Duration,
         signal: &str,
     ) -> Result<(), DriverError> {
-        let task = self.task(task_id)?;
+        let task = self.tasks.get(task_id)?;
         let name = stop_signal_name(&task.config, signal);
         let signal = parse_signal(name)?;
         if task.exited().is_some() {
@@ -904,7 +895,7 @@ impl TaskDriver for DockerDriver {
     }
 
     async fn destroy(&self, task_id: &str, force: bool) -> Result<(), DriverError> {
-        let Some(task) = self.lock().get(task_id).cloned() else {
+        let Some(task) = self.tasks.find(task_id) else {
             return Ok(());
         };
         if task.exited().is_none() && !force {
@@ -913,33 +904,13 @@ impl TaskDriver for DockerDriver {
             });
         }
         self.remove_container(&task.state.container_id).await?;
-        for handle in &task.background {
-            handle.abort();
-        }
-        self.lock().remove(task_id);
+        task.stop_following();
+        self.tasks.remove(task_id);
         Ok(())
     }
 
     async fn inspect(&self, task_id: &str) -> Result<TaskStatus, DriverError> {
-        let task = self.task(task_id)?;
-        let exited = task.exited();
-        Ok(TaskStatus {
-            id: task.config.id.clone(),
-            name: task.config.task_name.clone(),
-            state: if exited.is_some() {
-                TaskState::Exited
-            } else {
-                TaskState::Running
-            },
-            started_at: Some(task.started_at),
-            completed_at: exited.as_ref().map(|e| e.at),
-            exit_result: exited.map(|e| e.result),
-            driver_attributes: [
-                ("container_id".to_owned(), task.state.container_id.clone()),
-                ("image".to_owned(), task.state.image.clone()),
-            ]
-            .into(),
-        })
+        Ok(self.tasks.get(task_id)?.status())
     }
 
     async fn recover(&self, handle: &TaskHandle) -> Result<(), DriverError> {
@@ -955,7 +926,7 @@ impl TaskDriver for DockerDriver {
                 }
             })?;
         let config = &handle.config;
-        if self.lock().contains_key(&config.id) {
+        if self.tasks.contains(&config.id) {
             return Ok(());
         }
         let inspect = match self.inspect_container(&state.container_id).await {
@@ -983,19 +954,14 @@ impl TaskDriver for DockerDriver {
             });
         }
         let container = self.track(config, state, now_unix());
-        let mut tasks = self.lock();
-        if tasks.contains_key(&config.id) {
-            for handle in &container.background {
-                handle.abort();
-            }
-        } else {
-            tasks.insert(config.id.clone(), container);
+        if let Err(container) = self.tasks.insert(container) {
+            container.stop_following();
         }
         Ok(())
     }
 
     async fn stats(&self, task_id: &str) -> Result<TaskResourceUsage, DriverError> {
-        let task = self.task(task_id)?;
+        let task = self.tasks.get(task_id)?;
         if task.exited().is_some() {
             return Err(DriverError::TaskGone {
                 task_id: task_id.to_owned(),
@@ -1052,7 +1018,7 @@ impl TaskDriver for DockerDriver {
     }
 
     async fn signal(&self, task_id: &str, signal: &str) -> Result<(), DriverError> {
-        let task = self.task(task_id)?;
+        let task = self.tasks.get(task_id)?;
         let signal = parse_signal(signal)?;
         if task.exited().is_some() {
             return Err(DriverError::TaskGone {
@@ -1069,7 +1035,7 @@ impl TaskDriver for DockerDriver {
         command: &[String],
         timeout: Duration,
     ) -> Result<ExecResult, DriverError> {
-        let task = self.task(task_id)?;
+        let task = self.tasks.get(task_id)?;
         if command.is_empty() {
             return Err(DriverError::invalid_config(
                 "command",
