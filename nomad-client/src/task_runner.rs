@@ -428,6 +428,29 @@ impl TaskRunner {
         }
     }
 
+    /// Applies the restart policy to an exit: `None` when the task is to start again
+    /// (after the policy's delay), the way the runner ends otherwise.
+    async fn apply_restart_policy(
+        &mut self,
+        tracker: &mut RestartTracker,
+        exit: &ExitResult,
+    ) -> Option<Ended> {
+        match tracker.on_exit(exit, Instant::now()) {
+            RestartDecision::Restart { delay, reason } => {
+                self.local.state.restarts += 1;
+                self.local.state.last_restart = Some(rfc3339_now());
+                self.set_state(TASK_PENDING, Some(restarting(&reason, delay)))
+                    .await;
+                self.restart_delay(delay).await
+            }
+            RestartDecision::Fail { reason } => {
+                self.emit(not_restarting(&reason)).await;
+                Some(Ended::Dead)
+            }
+            RestartDecision::Complete => Some(Ended::Dead),
+        }
+    }
+
     /// Sleeps out a restart delay; `Some` when the task ended meanwhile.
     async fn restart_delay(&mut self, delay: Duration) -> Option<Ended> {
         let sleep = tokio::time::sleep(delay);
@@ -602,21 +625,8 @@ impl TaskRunner {
                         ..ExitResult::default()
                     };
                     self.emit(terminated(&exit)).await;
-                    match tracker.on_exit(&exit, Instant::now()) {
-                        RestartDecision::Restart { delay, reason } => {
-                            self.local.state.restarts += 1;
-                            self.local.state.last_restart = Some(rfc3339_now());
-                            self.set_state(TASK_PENDING, Some(restarting(&reason, delay)))
-                                .await;
-                            if let Some(end) = self.restart_delay(delay).await {
-                                return end;
-                            }
-                        }
-                        RestartDecision::Fail { reason } => {
-                            self.emit(not_restarting(&reason)).await;
-                            return Ended::Dead;
-                        }
-                        RestartDecision::Complete => return Ended::Dead,
+                    if let Some(end) = self.apply_restart_policy(&mut tracker, &exit).await {
+                        return end;
                     }
                 }
             }
@@ -763,21 +773,8 @@ impl TaskRunner {
                     .await;
                 continue;
             }
-            match tracker.on_exit(&exit, Instant::now()) {
-                RestartDecision::Restart { delay, reason } => {
-                    self.local.state.restarts += 1;
-                    self.local.state.last_restart = Some(rfc3339_now());
-                    self.set_state(TASK_PENDING, Some(restarting(&reason, delay)))
-                        .await;
-                    if let Some(end) = self.restart_delay(delay).await {
-                        return end;
-                    }
-                }
-                RestartDecision::Fail { reason } => {
-                    self.emit(not_restarting(&reason)).await;
-                    return Ended::Dead;
-                }
-                RestartDecision::Complete => return Ended::Dead,
+            if let Some(end) = self.apply_restart_policy(&mut tracker, &exit).await {
+                return end;
             }
         }
     }
