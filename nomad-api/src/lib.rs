@@ -43,10 +43,10 @@ use serde_json::{json, Value};
 mod types;
 
 pub use types::{
-    AgentMember, AgentMembers, AllocListStub, DesiredUpdates, DrainSpec, JobListStub,
-    JobPlanResponse, JobRegisterResponse, JobSummary, JobValidateResponse, NodeListStub,
-    NodeUpdateResponse, PlanAnnotations, QueryMeta, ServiceNamespaceList, ServiceStub,
-    TaskGroupSummary, WriteResponse,
+    AgentMember, AgentMembers, AllocListStub, DeploymentUpdateResponse, DesiredUpdates, DrainSpec,
+    JobListStub, JobPlanResponse, JobRegisterResponse, JobSummary, JobValidateResponse,
+    NodeListStub, NodeUpdateResponse, PlanAnnotations, QueryMeta, ServiceNamespaceList,
+    ServiceStub, TaskGroupSummary, WriteResponse,
 };
 
 /// What can go wrong talking to the API.
@@ -617,6 +617,92 @@ impl Client {
         q: &QueryOptions,
     ) -> Result<(Vec<Deployment>, QueryMeta), Error> {
         self.get("/v1/deployments", q).await
+    }
+
+    /// `GET /v1/deployment/:id`.
+    pub async fn deployment(
+        &self,
+        id: &str,
+        q: &QueryOptions,
+    ) -> Result<(Deployment, QueryMeta), Error> {
+        self.get(&format!("/v1/deployment/{}", encode(id)), q).await
+    }
+
+    /// `GET /v1/deployment/allocations/:id`: the allocations a deployment placed.
+    pub async fn deployment_allocations(
+        &self,
+        id: &str,
+        q: &QueryOptions,
+    ) -> Result<(Vec<AllocListStub>, QueryMeta), Error> {
+        self.get(&format!("/v1/deployment/allocations/{}", encode(id)), q)
+            .await
+    }
+
+    /// `GET /v1/job/:id/deployment`: the job's latest deployment, if it has one.
+    pub async fn job_latest_deployment(
+        &self,
+        id: &str,
+        q: &QueryOptions,
+    ) -> Result<(Option<Deployment>, QueryMeta), Error> {
+        self.get(&Self::job_path(id, "deployment"), q).await
+    }
+
+    /// `POST /v1/deployment/promote/:id`: promotes the canaries of every group (`all`) or
+    /// of the groups named.
+    pub async fn promote_deployment(
+        &self,
+        id: &str,
+        all: bool,
+        groups: &[String],
+    ) -> Result<DeploymentUpdateResponse, Error> {
+        let body = json!({ "DeploymentID": id, "All": all, "Groups": groups });
+        self.deployment_write("promote", id, &body).await
+    }
+
+    /// `POST /v1/deployment/fail/:id`.
+    pub async fn fail_deployment(&self, id: &str) -> Result<DeploymentUpdateResponse, Error> {
+        self.deployment_write("fail", id, &json!({ "DeploymentID": id }))
+            .await
+    }
+
+    /// `POST /v1/deployment/pause/:id`: pauses (`pause`) or resumes a deployment.
+    pub async fn pause_deployment(
+        &self,
+        id: &str,
+        pause: bool,
+    ) -> Result<DeploymentUpdateResponse, Error> {
+        let body = json!({ "DeploymentID": id, "Pause": pause });
+        self.deployment_write("pause", id, &body).await
+    }
+
+    /// `POST /v1/deployment/allocation-health/:id`: sets allocations' health by hand.
+    pub async fn set_deployment_alloc_health(
+        &self,
+        id: &str,
+        healthy: &[String],
+        unhealthy: &[String],
+    ) -> Result<DeploymentUpdateResponse, Error> {
+        let body = json!({
+            "DeploymentID": id,
+            "HealthyAllocationIDs": healthy,
+            "UnhealthyAllocationIDs": unhealthy,
+        });
+        self.deployment_write("allocation-health", id, &body).await
+    }
+
+    async fn deployment_write(
+        &self,
+        verb: &str,
+        id: &str,
+        body: &Value,
+    ) -> Result<DeploymentUpdateResponse, Error> {
+        self.write(
+            Method::POST,
+            &format!("/v1/deployment/{verb}/{}", encode(id)),
+            &QueryOptions::default(),
+            Some(body),
+        )
+        .await
     }
 
     // ---- services ----

@@ -352,3 +352,20 @@ pub struct WriteResponse {
     /// The write's index.
     pub index: u64,
 }
+
+/// What a deployment write (promote, fail, pause, allocation health) returns.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct DeploymentUpdateResponse {
+    /// The evaluation created, if any.
+    #[serde(rename = "EvalID")]
+    pub eval_id: String,
+    /// The index the evaluation was created at.
+    pub eval_create_index: u64,
+    /// The deployment's modify index after the write.
+    pub deployment_modify_index: u64,
+    /// The job version a revert registered, if any.
+    pub reverted_job_version: Option<u64>,
+    /// The write's index.
+    pub index: u64,
+}

@@ -562,6 +562,12 @@ pub(crate) fn reconcile(input: ReconcileInput<'_>, allocs: &[AllocView]) -> Reco
         }
         placements.extend(replacements);
         let deployed = placements.iter().any(|p| p.deployment);
+        // Canaries only come with an update that replaces allocations, never with a new job.
+        let canary_count = if destructive.is_empty() {
+            0
+        } else {
+            canaries_wanted
+        };
         if let (Some(u), true) = (update, deployed) {
             if current_deployment.is_none_or(|d| !d.active()) || new_deployment.is_some() {
                 let d = new_deployment.get_or_insert_with(|| Deployment {
@@ -572,7 +578,9 @@ pub(crate) fn reconcile(input: ReconcileInput<'_>, allocs: &[AllocView]) -> Reco
                     job_modify_index: job.job_modify_index.unwrap_or(0),
                     job_create_index: job.create_index.unwrap_or(0),
                     status: status::DEPLOYMENT_RUNNING.to_string(),
-                    status_description: if canaries_wanted > 0 {
+                    status_description: if canary_count > 0 && u.auto_promote == Some(true) {
+                        "Deployment is running pending automatic promotion".to_string()
+                    } else if canary_count > 0 {
                         "Deployment is running but requires manual promotion".to_string()
                     } else {
                         "Deployment is running".to_string()
@@ -591,7 +599,7 @@ pub(crate) fn reconcile(input: ReconcileInput<'_>, allocs: &[AllocView]) -> Reco
                         } else {
                             0
                         },
-                        desired_canaries: canaries_wanted as u32,
+                        desired_canaries: canary_count as u32,
                         desired_total: count as u32,
                         ..DeploymentState::default()
                     },

@@ -525,6 +525,28 @@ async fn route(server: &Server, req: Request<Incoming>) -> HResult {
             })
             .await
         }
+        ["v1", "deployment", "allocations", id] if get => {
+            let id = id.to_string();
+            blocking(server, &q, &[Table::Allocs, Table::Deployments], |s| {
+                s.deployment(&id)
+                    .ok_or_else(|| HttpError::not_found("deployment"))?;
+                let mut v: Vec<&Allocation> = s
+                    .deployment(&id)
+                    .map(|d| s.job_allocs(&d.namespace, &d.job_id))
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|a| a.as_ref())
+                    .filter(|a| a.deployment_id == id)
+                    .collect();
+                v.sort_by(|a, b| (a.create_index, &a.id).cmp(&(b.create_index, &b.id)));
+                Ok(Value::Array(v.iter().map(|a| alloc_stub(s, a, false)).collect()))
+            })
+            .await
+        }
+        ["v1", "deployment", verb, id] if put => {
+            let (verb, id) = (verb.to_string(), id.to_string());
+            deployment_write(server, req, &verb, &id).await
+        }
         ["v1", "services"] if get => {
             blocking(server, &q, &[Table::Services], |s| {
                 let mut by_ns: BTreeMap<String, BTreeMap<String, BTreeSet<String>>> = BTreeMap::new();
@@ -644,6 +666,7 @@ async fn route(server: &Server, req: Request<Incoming>) -> HResult {
         | ["v1", "evaluation", _]
         | ["v1", "deployments"]
         | ["v1", "deployment", _]
+        | ["v1", "deployment", _, _]
         | ["v1", "services"]
         | ["v1", "service", _]
         | ["v1", "service", _, _]
@@ -655,6 +678,67 @@ async fn route(server: &Server, req: Request<Incoming>) -> HResult {
         | ["v1", "client", ..] => bad_method(),
         _ => Err(HttpError(StatusCode::NOT_FOUND, format!("Invalid URL path {path:?}"))),
     }
+}
+
+/// The deployment writes: `promote`, `fail`, `pause` and `allocation-health`.
+async fn deployment_write(
+    server: &Server,
+    req: Request<Incoming>,
+    verb: &str,
+    id: &str,
+) -> HResult {
+    if !matches!(verb, "promote" | "fail" | "pause" | "allocation-health") {
+        return Err(HttpError(
+            StatusCode::NOT_FOUND,
+            format!("Invalid URL path: unknown deployment endpoint {verb:?}"),
+        ));
+    }
+    let bytes = read_body(server, req).await?;
+    let body = if bytes.iter().all(|b| b.is_ascii_whitespace()) {
+        json!({})
+    } else {
+        parse_json_body(&bytes)?
+    };
+    let body_id: String = field(&body, "DeploymentID")?;
+    if !body_id.is_empty() && body_id != id {
+        return Err(HttpError::bad(format!(
+            "DeploymentID {body_id:?} in the body does not match {id:?} in the path"
+        )));
+    }
+    let r = match verb {
+        "promote" => {
+            let all: bool = field(&body, "All")?;
+            let groups: Vec<String> = field(&body, "Groups")?;
+            server.promote_deployment(id, all, &groups).await?
+        }
+        "fail" => server.fail_deployment(id).await?,
+        "pause" => {
+            let pause: bool = match body.get("Pause") {
+                None | Some(Value::Null) => {
+                    return Err(HttpError::bad("Pause must be specified (true or false)"))
+                }
+                Some(_) => field(&body, "Pause")?,
+            };
+            server.pause_deployment(id, pause).await?
+        }
+        _ => {
+            let healthy: Vec<String> = field(&body, "HealthyAllocationIDs")?;
+            let unhealthy: Vec<String> = field(&body, "UnhealthyAllocationIDs")?;
+            server
+                .set_deployment_alloc_health(id, healthy, unhealthy)
+                .await?
+        }
+    };
+    json_resp(
+        &json!({
+            "EvalID": r.eval_id,
+            "EvalCreateIndex": r.eval_create_index,
+            "DeploymentModifyIndex": r.deployment_modify_index,
+            "RevertedJobVersion": r.reverted_job_version,
+            "Index": r.index,
+        }),
+        Some(r.index),
+    )
 }
 
 fn q_ns(q: &Query) -> String {

@@ -31,6 +31,7 @@
 
 mod blocked;
 mod broker;
+mod deploy;
 mod error;
 mod harness;
 mod http;
@@ -43,6 +44,7 @@ mod state;
 
 pub use blocked::BlockedEvals;
 pub use broker::{BrokerConfig, BrokerStats, EvalBroker};
+pub use deploy::{desc as deployment_desc, DeploymentUpdate, TRIGGER_DEPLOYMENT_WATCHER};
 pub use error::ServerError;
 pub use log::{Applied, LogFuture, ReplicatedLog};
 pub use plan::{DryRun, GroupUpdates};

@@ -268,6 +268,7 @@ impl Server {
             tokio::spawn(server.clone().run_worker());
         }
         tokio::spawn(server.clone().run_maintenance());
+        tokio::spawn(server.clone().run_deployment_watcher());
         if let Some(addr) = server.inner.config.http_addr {
             let bound = crate::http::serve(server.clone(), addr).await?;
             if let Ok(mut g) = server.inner.http_addr.lock() {

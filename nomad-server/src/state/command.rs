@@ -144,6 +144,42 @@ pub enum Command {
         /// The commands, in the order they were submitted.
         commands: Vec<Command>,
     },
+    /// Changes a deployment's status (a decision of the deployment watcher or of an
+    /// operator); a `successful` status marks the deployed job version stable.
+    UpdateDeploymentStatus {
+        /// The deployment, its new status and why.
+        update: DeploymentStatusUpdate,
+        /// A job version to register (an automatic revert), if any.
+        job: Option<Box<Job>>,
+        /// The evaluation to create, if any.
+        eval: Option<Evaluation>,
+        /// Time of the change (Unix nanoseconds).
+        time: i64,
+    },
+    /// Promotes a deployment's canaries.
+    PromoteDeployment {
+        /// The deployment.
+        deployment_id: String,
+        /// Promote every group.
+        all: bool,
+        /// The groups to promote when not `all`.
+        groups: Vec<String>,
+        /// The evaluation that places the rest of the update.
+        eval: Option<Evaluation>,
+        /// Time of the change (Unix nanoseconds).
+        time: i64,
+    },
+    /// Sets the deployment health of allocations by hand (`allocation-health`).
+    SetDeploymentAllocHealth {
+        /// The deployment the allocations belong to.
+        deployment_id: String,
+        /// Allocations to mark healthy.
+        healthy: Vec<String>,
+        /// Allocations to mark unhealthy.
+        unhealthy: Vec<String>,
+        /// Time of the change (Unix nanoseconds).
+        time: i64,
+    },
 }
 
 impl Command {
@@ -166,6 +202,9 @@ impl Command {
             Command::SetSchedulerConfig { .. } => "set_scheduler_config",
             Command::Noop => "noop",
             Command::Batch { .. } => "batch",
+            Command::UpdateDeploymentStatus { .. } => "update_deployment_status",
+            Command::PromoteDeployment { .. } => "promote_deployment",
+            Command::SetDeploymentAllocHealth { .. } => "set_deployment_alloc_health",
         }
     }
 }

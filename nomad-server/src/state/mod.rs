@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 mod command;
+mod deploy;
 mod sharded;
 
 pub use command::Command;
@@ -596,9 +597,11 @@ impl StateData {
                     a.client_status.clone_from(&u.client_status);
                     a.client_description.clone_from(&u.client_description);
                     a.task_states.clone_from(&u.task_states);
-                    if u.deployment_status.is_some() {
-                        a.deployment_status.clone_from(&u.deployment_status);
-                    }
+                    a.deployment_status = deploy::merge_client_health(
+                        old.deployment_status.as_ref(),
+                        u.deployment_status.as_ref(),
+                        index,
+                    );
                     a.modify_index = index;
                     a.modify_time = *time;
                     if !old.terminal() && a.terminal() {
@@ -660,11 +663,17 @@ impl StateData {
                 self.sched_config = Arc::new(c);
                 self.touch(Table::SchedulerConfig, index);
             }
+            Command::UpdateDeploymentStatus { .. }
+            | Command::PromoteDeployment { .. }
+            | Command::SetDeploymentAllocHealth { .. } => {
+                self.apply_deployment(index, cmd, &mut fx, &mut touched_jobs);
+            }
             Command::Noop | Command::Batch { .. } => {}
         }
         touched_jobs.sort();
         touched_jobs.dedup();
         for k in touched_jobs {
+            self.refresh_deployment_counts(index, &k);
             self.refresh_job_status(index, &k);
         }
         fx
