@@ -723,3 +723,40 @@ fn cli_errors_are_clear() {
     }
     let _ = agent.nomad(&["job", "stop", "-purge", "-detach", "huge"]);
 }
+
+/// python-nomad, a Nomad API client written against Nomad itself, drives the agent
+/// unchanged: parse, validate, plan, register, read every object, stream logs, toggle
+/// eligibility, purge. Runs when the `nomad` Python package is installed (`.ci/run`
+/// installs it); elsewhere it says so and passes, unless `CI` is set.
+#[test]
+fn an_existing_nomad_api_client_works_unchanged() {
+    let has_client = Command::new("python3")
+        .args(["-c", "import nomad"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has_client {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI needs python-nomad: pip install python-nomad"
+        );
+        eprintln!("skipped: python-nomad is not installed (pip install python-nomad)");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let agent = Agent::start(dir.path(), port);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/nomad_client_compat.py");
+    let out = Command::new("python3")
+        .arg(&script)
+        .arg(port.to_string())
+        .output()
+        .expect("running python3");
+    let text = out.all_text();
+    let log = std::fs::read_to_string(dir.path().join("agent.log")).unwrap_or_default();
+    assert!(
+        out.status.success(),
+        "python-nomad failed against the agent:\n{text}\nagent log:\n{log}"
+    );
+    assert!(text.contains("every check passed"), "{text}");
+    drop(agent);
+}

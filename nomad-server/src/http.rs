@@ -207,11 +207,12 @@ impl Query {
     fn get(&self, k: &str) -> Option<&str> {
         self.params.get(k).map(String::as_str)
     }
+    /// A boolean parameter: present without a value, or any spelling of true Nomad's
+    /// clients send (`1`, `t`, `T`, `true`, `TRUE`, `True`).
     fn flag(&self, k: &str) -> bool {
-        match self.params.get(k) {
-            Some(v) => v.is_empty() || v == "true" || v == "1",
-            None => false,
-        }
+        self.params
+            .get(k)
+            .is_some_and(|v| v.is_empty() || parse_go_bool(v) == Some(true))
     }
     fn all_namespaces(&self) -> bool {
         self.namespace == "*"
@@ -593,6 +594,7 @@ async fn route(server: &Server, req: Request<Incoming>) -> HResult {
         }
         ["v1", "status", "peers"] if get => json_resp(&json!(server.log().peers()), None),
         ["v1", "regions"] if get => json_resp(&json!([server.config().region]), None),
+        ["v1", "operator", "raft", "configuration"] if get => raft_configuration(server),
         ["v1", "operator", "scheduler", "configuration"] if get => {
             blocking(server, &q, &[Table::SchedulerConfig], |s| {
                 let c = s.scheduler_configuration();
@@ -1190,6 +1192,43 @@ async fn job_sub(server: &Server, q: Query, id: &str, sub: &str) -> HResult {
             StatusCode::NOT_FOUND,
             format!("Invalid URL path: unknown job endpoint {sub:?}"),
         )),
+    }
+}
+
+/// `GET /v1/operator/raft/configuration`: the voters of the replicated log.
+fn raft_configuration(server: &Server) -> HResult {
+    let log = server.log();
+    let leader = log.leader().unwrap_or_default();
+    let local = server.config().advertise_rpc.clone();
+    let name = member(server)
+        .get("Name")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    let servers: Vec<Value> = log
+        .peers()
+        .into_iter()
+        .map(|addr| {
+            json!({
+                "ID": addr,
+                "Node": if addr == local { name.clone() } else { addr.clone() },
+                "Address": addr,
+                "Leader": addr == leader,
+                "Voter": true,
+                "RaftProtocol": "3",
+            })
+        })
+        .collect();
+    let index = log.applied_index();
+    json_resp(&json!({"Servers": servers, "Index": index}), Some(index))
+}
+
+/// Go's `strconv.ParseBool`, which Nomad uses for query parameters.
+fn parse_go_bool(v: &str) -> Option<bool> {
+    match v {
+        "1" | "t" | "T" | "true" | "TRUE" | "True" => Some(true),
+        "0" | "f" | "F" | "false" | "FALSE" | "False" => Some(false),
+        _ => None,
     }
 }
 

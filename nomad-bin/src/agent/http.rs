@@ -7,6 +7,7 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
 use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
 
@@ -31,6 +32,8 @@ pub(crate) struct AgentHttp {
     pub(crate) upstream: String,
     /// Allocation directories of the local client, when it runs.
     pub(crate) alloc_root: Option<PathBuf>,
+    /// What `/v1/agent/self` says of this agent rather than of the server behind it.
+    identity: Arc<AgentIdentity>,
     proxy: hyper_util::client::legacy::Client<HttpConnector, Incoming>,
 }
 
@@ -41,8 +44,20 @@ impl AgentHttp {
         AgentHttp {
             upstream,
             alloc_root,
+            identity: Arc::new(AgentIdentity::default()),
             proxy,
         }
+    }
+
+    /// Says which roles this agent runs and where its data lives, for `/v1/agent/self`.
+    pub(crate) fn with_identity(mut self, data_dir: PathBuf, server: bool, client: bool) -> Self {
+        self.identity = Arc::new(AgentIdentity {
+            data_dir,
+            server,
+            client,
+            http: OnceLock::new(),
+        });
+        self
     }
 
     /// Binds `addr` and serves until `stop` turns true.
@@ -55,6 +70,7 @@ impl AgentHttp {
             .await
             .map_err(|e| anyhow::anyhow!("binding the HTTP API on {addr}: {e}"))?;
         let local = listener.local_addr()?;
+        let _ = self.identity.http.set(local);
         tokio::spawn(async move {
             loop {
                 let accepted = tokio::select! {
@@ -96,7 +112,32 @@ impl AgentHttp {
                 ),
             };
         }
+        if path == "/v1/agent/self" && req.method() == hyper::Method::GET {
+            return self.agent_self(req).await;
+        }
         self.forward(req).await
+    }
+
+    /// `/v1/agent/self` as the server answers it, corrected to describe this agent: its
+    /// address, its data directory and the roles it runs.
+    async fn agent_self(&self, req: Request<Incoming>) -> Resp {
+        let resp = self.forward(req).await;
+        if resp.status() != StatusCode::OK {
+            return resp;
+        }
+        let (parts, body) = resp.into_parts();
+        let bytes = match body.collect().await {
+            Ok(b) => b.to_bytes(),
+            Err(e) => return text(StatusCode::BAD_GATEWAY, format!("reading the server: {e}")),
+        };
+        let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
+            return Response::from_parts(parts, full(bytes));
+        };
+        self.identity.describe(&mut value);
+        let body = serde_json::to_vec(&value).map_or(bytes, Bytes::from);
+        let mut resp = Response::from_parts(parts, full(body));
+        resp.headers_mut().remove(hyper::header::CONTENT_LENGTH);
+        resp
     }
 
     async fn forward(&self, req: Request<Incoming>) -> Resp {
@@ -118,6 +159,54 @@ impl AgentHttp {
             ),
         }
     }
+}
+
+/// This agent's roles, data directory and bound HTTP address.
+#[derive(Debug, Default)]
+struct AgentIdentity {
+    data_dir: PathBuf,
+    server: bool,
+    client: bool,
+    http: OnceLock<SocketAddr>,
+}
+
+impl AgentIdentity {
+    /// Rewrites the `config` and `stats` parts of an `/v1/agent/self` answer.
+    fn describe(&self, value: &mut serde_json::Value) {
+        if self.data_dir.as_os_str().is_empty() {
+            return;
+        }
+        let Some(config) = value.get_mut("config").and_then(|c| c.as_object_mut()) else {
+            return;
+        };
+        config.insert("DataDir".into(), self.data_dir.display().to_string().into());
+        if let Some(http) = self.http.get() {
+            config.insert(
+                "Addresses".into(),
+                serde_json::json!({ "HTTP": http.ip().to_string() }),
+            );
+            config.insert("Ports".into(), serde_json::json!({ "HTTP": http.port() }));
+        }
+        config.insert(
+            "Client".into(),
+            serde_json::json!({ "Enabled": self.client }),
+        );
+        if let Some(server) = config.get_mut("Server").and_then(|s| s.as_object_mut()) {
+            server.insert("Enabled".into(), self.server.into());
+        }
+        if let Some(stats) = value.get_mut("stats").and_then(|s| s.as_object_mut()) {
+            if self.client {
+                stats.insert("client".into(), serde_json::json!({ "known_servers": "1" }));
+            }
+            if !self.server {
+                stats.remove("raft");
+            }
+        }
+    }
+}
+
+fn full(bytes: Bytes) -> BoxBody<Bytes, BoxError> {
+    Full::new(bytes).map_err(|never| match never {}).boxed()
 }
 
 fn text(code: StatusCode, msg: String) -> Resp {
@@ -265,9 +354,10 @@ async fn logs(root: &Path, alloc: &str, q: &HashMap<String, String>) -> Resp {
             format!("log type {stream:?} is not \"stdout\" or \"stderr\""),
         );
     }
+    // Present without a value, or a true value as Go's strconv.ParseBool reads it.
     let flag = |k: &str| {
         q.get(k)
-            .is_some_and(|v| v.is_empty() || v == "true" || v == "1")
+            .is_some_and(|v| matches!(v.as_str(), "" | "1" | "t" | "T" | "true" | "TRUE" | "True"))
     };
     let follow = flag("follow");
     let plain = flag("plain");

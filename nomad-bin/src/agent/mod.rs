@@ -186,7 +186,7 @@ async fn serve(args: AgentArgs, cfg: AgentConfig) -> anyhow::Result<ExitCode> {
         sc.http_addr = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
         sc.region.clone_from(&region);
         sc.datacenter.clone_from(&dc);
-        sc.node_name = format!("{name}.{region}");
+        sc.node_name.clone_from(&name);
         sc.advertise_rpc = format!("{}:{rpc_port}", advertise_ip(&cfg));
         if let Some(n) = cfg.server.as_ref().and_then(|s| s.num_schedulers) {
             sc.num_schedulers = n;
@@ -212,6 +212,7 @@ async fn serve(args: AgentArgs, cfg: AgentConfig) -> anyhow::Result<ExitCode> {
     };
     let alloc_root = cfg.client_enabled().then(|| client::alloc_root(&data_dir));
     let bound = http::AgentHttp::new(upstream.clone(), alloc_root)
+        .with_identity(data_dir.clone(), cfg.server_enabled(), cfg.client_enabled())
         .serve(http_addr, stop_rx.clone())
         .await
         .map_err(|e| anyhow::anyhow!("Error starting agent: {e}"))?;
