@@ -398,11 +398,24 @@ impl PortIndex {
         planned: &[PlannedPort],
         rng: &mut dyn FnMut() -> u32,
     ) -> Result<Vec<AssignedPort>, PortError> {
+        let in_plan = |net: usize, port: u16| planned.iter().any(|&(n, p)| n == net && p == port);
+        self.assign_avoiding(ask, &in_plan, rng)
+    }
+
+    /// [`PortIndex::assign`] with the ports other placements of the plan took given as a
+    /// lookup (`in_plan(network id, port)`) instead of a list, for callers that keep them in
+    /// a set because a node gets many placements in one plan.
+    pub fn assign_avoiding(
+        &self,
+        ask: &NetworkResource,
+        in_plan: &dyn Fn(usize, u16) -> bool,
+        rng: &mut dyn FnMut() -> u32,
+    ) -> Result<Vec<AssignedPort>, PortError> {
         let mut chosen: Vec<AssignedPort> =
             Vec::with_capacity(ask.reserved_ports.len() + ask.dynamic_ports.len());
         let taken = |chosen: &[AssignedPort], net: usize, port: u16| {
             self.is_used(net, port)
-                || planned.iter().any(|&(n, p)| n == net && p == port)
+                || in_plan(net, port)
                 || chosen.iter().any(|c| c.network == net && c.value == port)
         };
         for p in &ask.reserved_ports {
@@ -702,5 +715,34 @@ mod tests {
         idx.remove_alloc(&a);
         assert!(!idx.is_used(0, 25000));
         assert!(PortIndex::for_node_with_allocs(&node, [&a, &a]).is_err());
+    }
+
+    #[test]
+    fn assign_avoiding_skips_the_ports_the_lookup_names() {
+        let node = Node {
+            node_resources: Some(NodeResources {
+                min_dynamic_port: 30000,
+                max_dynamic_port: 30003,
+                ..NodeResources::default()
+            }),
+            ..Node::default()
+        };
+        let idx = PortIndex::for_node(&node).unwrap();
+        let ask = NetworkResource {
+            dynamic_ports: vec![port("a", 0)],
+            ..NetworkResource::default()
+        };
+        let planned: Vec<PlannedPort> = vec![(0, 30000), (0, 30001), (0, 30003)];
+        let in_plan = |n: usize, p: u16| planned.contains(&(n, p));
+        for _ in 0..8 {
+            let got = idx.assign_avoiding(&ask, &in_plan, &mut seq()).unwrap();
+            assert_eq!(got[0].value, 30002);
+        }
+        // The list form gives the same answer for the same random numbers.
+        let by_list = idx.assign(&ask, &planned, &mut seq()).unwrap();
+        let by_lookup = idx.assign_avoiding(&ask, &in_plan, &mut seq()).unwrap();
+        assert_eq!(by_list, by_lookup);
+        let full = |_: usize, _: u16| true;
+        assert!(idx.assign_avoiding(&ask, &full, &mut seq()).is_err());
     }
 }

@@ -12,6 +12,7 @@ use nomad_core::structs::{
 };
 use rand::Rng;
 
+use crate::hash::FastMap;
 use crate::reconcile::{self, desc, AllocView, Place, ReconcileInput, Reconciled};
 use crate::select::{Chosen, EvalCtx, SelectOptions};
 use crate::state::{NodeIdx, Planner, SchedState};
@@ -371,9 +372,20 @@ impl Scheduler {
         });
         let templates: Vec<AllocatedResources> =
             ctx.groups.iter().map(resources_template).collect();
+        // Placements are gathered per node and moved into the plan's node map at the end:
+        // no search of that map (keyed by node ID) per placement.
+        let mut placed = Placed::new();
+        let mut last_group: Option<(String, usize)> = None;
         for p in rec.place {
-            let Some(g) = ctx.group_index(&p.group) else {
-                continue;
+            let g = match &last_group {
+                Some((name, g)) if *name == p.group => *g,
+                _ => {
+                    let Some(g) = ctx.group_index(&p.group) else {
+                        continue;
+                    };
+                    last_group = Some((p.group.clone(), g));
+                    g
+                }
             };
             if let Some(m) = att.failed.get_mut(&p.group) {
                 m.coalesced_failures += 1;
@@ -410,11 +422,9 @@ impl Scheduler {
                 &mut deployment,
             );
             push_preemptions(&mut plan, state, &chosen, &alloc.id, now);
-            plan.node_allocation
-                .entry(alloc.node_id.clone())
-                .or_default()
-                .push(alloc);
+            placed.push(chosen.idx, alloc);
         }
+        placed.append_to(&mut plan);
         if !att.failed.is_empty() {
             att.class_eligibility = ctx.class_eligibility();
             att.escaped = ctx.escaped_class();
@@ -657,6 +667,49 @@ impl Scheduler {
     }
 }
 
+/// New allocations of one evaluation, gathered per node in placement order.
+struct Placed {
+    slot_of: FastMap<NodeIdx, u32>,
+    lists: Vec<Vec<Allocation>>,
+}
+
+impl Placed {
+    fn new() -> Self {
+        Placed {
+            slot_of: FastMap::default(),
+            lists: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, idx: NodeIdx, alloc: Allocation) {
+        let next = self.lists.len() as u32;
+        let slot = *self.slot_of.entry(idx).or_insert(next);
+        match self.lists.get_mut(slot as usize) {
+            Some(list) => list.push(alloc),
+            None => {
+                // Most nodes get one allocation per plan: room for one, not four, up front.
+                self.lists.push(vec![alloc]);
+            }
+        }
+    }
+
+    /// Moves the allocations into the plan's per-node lists, after what the plan already
+    /// holds there.
+    fn append_to(self, plan: &mut Plan) {
+        let keyed = self.lists.into_iter().filter_map(|list| {
+            let key = list.first()?.node_id.clone();
+            Some((key, list))
+        });
+        if plan.node_allocation.is_empty() {
+            plan.node_allocation = keyed.collect();
+            return;
+        }
+        for (key, list) in keyed {
+            plan.node_allocation.entry(key).or_default().extend(list);
+        }
+    }
+}
+
 fn new_plan(eval: &Evaluation, job: Option<&Arc<Job>>) -> Plan {
     Plan {
         eval_id: eval.id.clone(),
@@ -774,7 +827,7 @@ fn build_alloc<S: SchedState + ?Sized>(
         if let Some(a) = chosen.ports.first() {
             n.ip.clone_from(&a.host_ip);
         }
-        ar.shared.networks.push(n);
+        ar.shared.networks = vec![n];
         ar.shared.ports = chosen.ports.iter().map(|a| a.mapping()).collect();
     }
     for (t, devs) in ctx.groups[g].tasks.iter().zip(&chosen.devices) {

@@ -15,7 +15,7 @@ use crate::feasible::{
     device_group_matches, escapes_class, glob_match, network_mode_supported, CompiledConstraint,
     RegexCache, TargetRef,
 };
-use crate::hash::FastMap;
+use crate::hash::{FastMap, FastSet};
 use crate::state::{NodeIdx, NodeUsage, SchedState};
 
 /// Nomad skips options scoring at or below this while it still has skips left.
@@ -228,6 +228,11 @@ struct NodeDelta {
     add: NodeUsage,
     freed: NodeUsage,
     ports: Vec<PlannedPort>,
+    /// The same ports as a set (`network << 16 | port`): bin-packing puts many placements
+    /// of one plan on a node, and port assignment asks about each candidate.
+    port_set: FastSet<u32>,
+    /// How many of `ports` are on the default network.
+    default_net_ports: u32,
     devices: Vec<String>,
     freed_devices: Vec<String>,
 }
@@ -268,8 +273,32 @@ struct SelectStats {
     constraint_filtered: FastMap<usize, u32>,
     exhausted: u32,
     class_exhausted: FastMap<u32, (u32, NodeIdx)>,
-    dims: BTreeMap<&'static str, u32>,
+    /// Exhausted dimensions and their counts (a handful at most).
+    dims: Vec<(&'static str, u32)>,
     top: Vec<Ranked>,
+}
+
+impl SelectStats {
+    /// Empties the figures, keeping the buffers (the engine reuses one value across
+    /// placements so that most placements allocate nothing here).
+    fn reset(&mut self) {
+        self.evaluated = 0;
+        self.filtered = 0;
+        self.exhausted = 0;
+        self.class_filtered.clear();
+        self.constraint_filtered.clear();
+        self.class_exhausted.clear();
+        self.dims.clear();
+        self.top.clear();
+    }
+
+    fn exhaust(&mut self, dim: &'static str) {
+        self.exhausted += 1;
+        match self.dims.iter_mut().find(|(d, _)| *d == dim) {
+            Some((_, n)) => *n += 1,
+            None => self.dims.push((dim, 1)),
+        }
+    }
 }
 
 /// The per-evaluation engine.
@@ -296,6 +325,8 @@ pub(crate) struct EvalCtx<'s, S: SchedState + ?Sized> {
     class_names: FastMap<u32, String>,
     /// Per group, a bit per node found infeasible or full during this evaluation.
     known_bad: Vec<Vec<u64>>,
+    /// The figures of the last placement, kept to reuse their buffers.
+    stats_scratch: SelectStats,
 }
 
 impl<'s, S: SchedState + ?Sized> EvalCtx<'s, S> {
@@ -350,6 +381,7 @@ impl<'s, S: SchedState + ?Sized> EvalCtx<'s, S> {
             penalty_nodes: Vec::new(),
             class_names: FastMap::default(),
             known_bad: Vec::new(),
+            stats_scratch: SelectStats::default(),
         };
         for tg in &job.task_groups {
             let mut spec = ctx.compile_group(&job, tg, classes);
@@ -600,8 +632,13 @@ impl<'s, S: SchedState + ?Sized> EvalCtx<'s, S> {
         let ask = self.groups[group].ask;
         let d = self.deltas.entry(idx).or_default();
         d.add.add(&ask);
-        d.ports
-            .extend(chosen.ports.iter().map(|p| (p.network, p.value)));
+        for p in &chosen.ports {
+            d.ports.push((p.network, p.value));
+            d.port_set.insert(port_key(p.network, p.value));
+            if p.network == 0 {
+                d.default_net_ports += 1;
+            }
+        }
         for t in &chosen.devices {
             for dev in t {
                 d.devices.extend(dev.device_ids.iter().cloned());
@@ -834,13 +871,16 @@ impl<'s, S: SchedState + ?Sized> EvalCtx<'s, S> {
         if ask.reserved_ports.is_empty() && ask.dynamic_ports.is_empty() {
             return Ok(Vec::new());
         }
-        let planned: &[PlannedPort] = self.deltas.get(&idx).map_or(&[], |d| d.ports.as_slice());
+        let delta = self.deltas.get(&idx);
+        let in_plan = |net: usize, port: u16| {
+            delta.is_some_and(|d| d.port_set.contains(&port_key(net, port)))
+        };
         let rng = &mut self.rng;
         let mut next = || rng.gen::<u32>();
         let result = match self.port_overrides.get(&idx) {
-            Some(p) => p.assign(ask, planned, &mut next),
+            Some(p) => p.assign_avoiding(ask, &in_plan, &mut next),
             None => match self.state.port_index(idx) {
-                Some(p) => p.assign(ask, planned, &mut next),
+                Some(p) => p.assign_avoiding(ask, &in_plan, &mut next),
                 None => {
                     let node = self
                         .state
@@ -851,7 +891,7 @@ impl<'s, S: SchedState + ?Sized> EvalCtx<'s, S> {
                     let built =
                         PortIndex::for_node_with_allocs(node, allocs.iter().map(|a| a.as_ref()))
                             .map_err(|e| e.dimension())?;
-                    let r = built.assign(ask, planned, &mut next);
+                    let r = built.assign_avoiding(ask, &in_plan, &mut next);
                     self.port_overrides.insert(idx, built);
                     r
                 }
@@ -874,12 +914,13 @@ impl<'s, S: SchedState + ?Sized> EvalCtx<'s, S> {
         if ask.reserved_ports.is_empty() && ask.dynamic_ports.is_empty() {
             return Ok(());
         }
-        let planned: &[PlannedPort] = self.deltas.get(&idx).map_or(&[], |d| d.ports.as_slice());
+        let delta = self.deltas.get(&idx);
+        let planned: &[PlannedPort] = delta.map_or(&[], |d| d.ports.as_slice());
         // Only dynamic ports on the default network and a store that counts them: the
         // node's record answers without touching its port index.
         if let Some(wanted) = self.groups[g].dynamic_only {
             if cap.dynamic_ports > 0 && !self.port_overrides.contains_key(&idx) {
-                let in_plan = planned.iter().filter(|(n, _)| *n == 0).count() as u32;
+                let in_plan = delta.map_or(0, |d| d.default_net_ports);
                 let free = cap
                     .dynamic_ports
                     .saturating_sub(used.dynamic_ports + in_plan);
@@ -1057,8 +1098,7 @@ impl<'s, S: SchedState + ?Sized> EvalCtx<'s, S> {
         match verdict {
             Ok(()) => {}
             Err(dim) => {
-                stats.exhausted += 1;
-                *stats.dims.entry(dim).or_insert(0) += 1;
+                stats.exhaust(dim);
                 stats
                     .class_exhausted
                     .entry(state.node_class_id(idx))
@@ -1075,8 +1115,7 @@ impl<'s, S: SchedState + ?Sized> EvalCtx<'s, S> {
             match self.free_devices(idx, node, g) {
                 Some(d) => d,
                 None => {
-                    stats.exhausted += 1;
-                    *stats.dims.entry("devices").or_insert(0) += 1;
+                    stats.exhaust("devices");
                     return None;
                 }
             }
@@ -1154,7 +1193,8 @@ impl<'s, S: SchedState + ?Sized> EvalCtx<'s, S> {
             limit = limit.max(self.opts.affinity_spread_limit);
         }
         let top_k = self.opts.score_meta_top_k;
-        let mut stats = SelectStats::default();
+        let mut stats = std::mem::take(&mut self.stats_scratch);
+        stats.reset();
         let mut exhausted = Vec::new();
         let mut best: Option<Offer> = None;
         let mut skipped: Vec<Offer> = Vec::new();
@@ -1178,7 +1218,11 @@ impl<'s, S: SchedState + ?Sized> EvalCtx<'s, S> {
         };
         for _ in 0..n {
             let idx = self.source[self.cursor];
-            self.cursor = (self.cursor + self.stride) % n;
+            // `stride < n`: one subtraction instead of a division per visited node.
+            self.cursor += self.stride;
+            if self.cursor >= n {
+                self.cursor -= n;
+            }
             if use_known_bad && self.is_known_bad(g, idx) {
                 stepped_over = true;
                 continue;
@@ -1309,7 +1353,7 @@ impl<'s, S: SchedState + ?Sized> EvalCtx<'s, S> {
 
     /// The placement metric; `detailed` adds the breakdown by constraint, class and
     /// dimension.
-    fn metric(&mut self, g: usize, stats: SelectStats, detailed: bool) -> AllocMetric {
+    fn metric(&mut self, g: usize, mut stats: SelectStats, detailed: bool) -> AllocMetric {
         let mut m = AllocMetric {
             nodes_evaluated: stats.evaluated,
             nodes_filtered: stats.filtered,
@@ -1319,33 +1363,36 @@ impl<'s, S: SchedState + ?Sized> EvalCtx<'s, S> {
         let state = self.state;
         let nodes = state.nodes();
         if !detailed {
-            self.push_scores(&mut m, stats.top, nodes);
+            self.push_scores(&mut m, &stats.top, nodes);
+            self.stats_scratch = stats;
             return m;
         }
-        for (reason, count) in stats.constraint_filtered {
+        for (reason, count) in stats.constraint_filtered.drain() {
             let label = self.reason_label(g, reason);
             *m.constraint_filtered.entry(label).or_insert(0) += count;
         }
-        for (class, (count, example)) in stats.class_filtered {
+        for (class, (count, example)) in stats.class_filtered.drain() {
             if let Some(node) = nodes.get(example as usize) {
                 let name = self.class_name(class, node);
                 *m.class_filtered.entry(name).or_insert(0) += count;
             }
         }
-        for (class, (count, example)) in stats.class_exhausted {
+        for (class, (count, example)) in stats.class_exhausted.drain() {
             if let Some(node) = nodes.get(example as usize) {
                 let name = self.class_name(class, node);
                 *m.class_exhausted.entry(name).or_insert(0) += count;
             }
         }
-        for (dim, count) in stats.dims {
+        for (dim, count) in stats.dims.drain(..) {
             m.dimension_exhausted.insert(dim.to_string(), count);
         }
-        self.push_scores(&mut m, stats.top, nodes);
+        self.push_scores(&mut m, &stats.top, nodes);
+        self.stats_scratch = stats;
         m
     }
 
-    fn push_scores(&self, m: &mut AllocMetric, top: Vec<Ranked>, nodes: &[Arc<Node>]) {
+    fn push_scores(&self, m: &mut AllocMetric, top: &[Ranked], nodes: &[Arc<Node>]) {
+        m.score_meta_data.reserve_exact(top.len());
         for r in top {
             let Some(node) = nodes.get(r.idx as usize) else {
                 continue;
@@ -1471,6 +1518,11 @@ fn shuffle_params(rng: &mut SmallRng, n: usize) -> (usize, usize) {
             return (start, stride);
         }
     }
+}
+
+/// A planned port as one number for [`NodeDelta::port_set`].
+fn port_key(network: usize, port: u16) -> u32 {
+    (u32::try_from(network).unwrap_or(u32::MAX >> 16) << 16) | u32::from(port)
 }
 
 fn gcd(mut a: usize, mut b: usize) -> usize {
