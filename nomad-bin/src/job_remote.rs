@@ -303,7 +303,7 @@ async fn status(api: &Api, id: &str, verbose: bool) -> anyhow::Result<ExitCode> 
             ])
         );
         println!("\nDeployed");
-        print!("{}", deployment_table(d, &allocs));
+        print!("{}", crate::deployment::deployed_table(d));
     }
     println!("\nAllocations");
     if allocs.is_empty() {
@@ -332,75 +332,6 @@ fn job_status_of(job: &Job, allocs: &[AllocListStub]) -> String {
     } else {
         base
     }
-}
-
-fn health_of(a: &AllocListStub) -> Option<bool> {
-    a.deployment_status.as_ref().and_then(|d| d.healthy)
-}
-
-fn deployment_table(d: &nomad_core::structs::Deployment, allocs: &[AllocListStub]) -> String {
-    let current: Vec<AllocListStub> = allocs
-        .iter()
-        .filter(|a| a.job_version == Some(d.job_version) && a.desired_status == "run")
-        .cloned()
-        .collect();
-    let counts = deployment_counts_for(d, &current);
-    let mut rows = vec![[
-        "Task Group",
-        "Desired",
-        "Placed",
-        "Healthy",
-        "Unhealthy",
-        "Progress Deadline",
-    ]
-    .map(String::from)
-    .to_vec()];
-    for (g, (desired, placed, healthy, unhealthy)) in counts {
-        let deadline = d
-            .task_groups
-            .get(&g)
-            .map(|s| {
-                if s.require_progress_by > 0 {
-                    rfc3339(s.require_progress_by)
-                } else {
-                    "<none>".into()
-                }
-            })
-            .unwrap_or_default();
-        rows.push(vec![
-            g,
-            desired.to_string(),
-            placed.to_string(),
-            healthy.to_string(),
-            unhealthy.to_string(),
-            deadline,
-        ]);
-    }
-    table(&rows)
-}
-
-/// Deployment counts over the allocations of the deployed job version.
-fn deployment_counts_for(
-    d: &nomad_core::structs::Deployment,
-    current: &[AllocListStub],
-) -> BTreeMap<String, (u32, u32, u32, u32)> {
-    let mut out = BTreeMap::new();
-    for (g, st) in &d.task_groups {
-        let mine: Vec<&AllocListStub> = current.iter().filter(|a| a.task_group == *g).collect();
-        let count = |want: Option<bool>| {
-            u32::try_from(mine.iter().filter(|a| health_of(a) == want).count()).unwrap_or(0)
-        };
-        out.insert(
-            g.clone(),
-            (
-                st.desired_total,
-                u32::try_from(mine.len()).unwrap_or(0).max(st.placed_allocs),
-                count(Some(true)).max(st.healthy_allocs),
-                count(Some(false)).max(st.unhealthy_allocs),
-            ),
-        );
-    }
-    out
 }
 
 /// Nomad's explanation of why a group could not be placed.
@@ -462,7 +393,11 @@ fn spinner(msg: &str) -> indicatif::ProgressBar {
 
 /// Follows an evaluation to its end, printing what Nomad's monitor prints. Returns the
 /// evaluation as it finished.
-async fn monitor_eval(api: &Api, eval_id: &str, verbose: bool) -> anyhow::Result<Evaluation> {
+pub(crate) async fn monitor_eval(
+    api: &Api,
+    eval_id: &str,
+    verbose: bool,
+) -> anyhow::Result<Evaluation> {
     let pb = spinner("waiting for the evaluation");
     let log = |line: String| {
         if pb.is_hidden() {
@@ -578,95 +513,20 @@ async fn monitor(api: &Api, eval_id: &str, job: &Job, verbose: bool) -> anyhow::
     if !is_service {
         return Ok(ExitCode::SUCCESS);
     }
-    let Some(deployment) = latest_deployment(api, &job.id).await? else {
+    // The deployment of the version just registered (none when the job did not change
+    // in a way that deploys, or has no update block).
+    let (registered, _) = api
+        .client
+        .job(&job.id, &Api::q())
+        .await
+        .map_err(|e| api.explain("Error reading job", e))?;
+    let Some(deployment) = latest_deployment(api, &job.id)
+        .await?
+        .filter(|d| Some(d.job_version) == registered.version)
+    else {
         return Ok(ExitCode::SUCCESS);
     };
-    println!(
-        "==> {}: Monitoring deployment \"{}\"",
-        now(),
-        id_fmt(&deployment.id, verbose)
-    );
-    let pb = spinner("deployment running");
-    let mut index = 0;
-    let started = tokio::time::Instant::now();
-    let limit = deployment
-        .task_groups
-        .values()
-        .map(|g| g.progress_deadline.to_std())
-        .max()
-        .filter(|d| !d.is_zero())
-        .unwrap_or(Duration::from_secs(600));
-    loop {
-        let q = QueryOptions::blocking(index, Duration::from_secs(2));
-        let (allocs, meta) = api
-            .client
-            .job_allocations(&job.id, &q)
-            .await
-            .map_err(|e| api.explain("Error reading allocations", e))?;
-        index = meta.last_index;
-        let d = latest_deployment(api, &job.id)
-            .await?
-            .unwrap_or(deployment.clone());
-        let current: Vec<AllocListStub> = allocs
-            .iter()
-            .filter(|a| a.job_version == Some(d.job_version) && a.desired_status == "run")
-            .cloned()
-            .collect();
-        let counts = deployment_counts_for(&d, &current);
-        let healthy_all = counts.values().all(|(want, _, h, _)| h >= want);
-        let unhealthy: u32 = counts.values().map(|c| c.3).sum();
-        let line = counts
-            .iter()
-            .map(|(g, (want, placed, h, _))| format!("{g}: {h}/{want} healthy ({placed} placed)"))
-            .collect::<Vec<_>>()
-            .join(", ");
-        pb.set_message(line);
-        let done = if d.status == "successful" || healthy_all {
-            Some((true, "Deployment completed successfully".to_string()))
-        } else if d.status == "failed" || unhealthy > 0 {
-            Some((false, "Failed due to unhealthy allocations".to_string()))
-        } else if started.elapsed() > limit {
-            Some((false, "Failed due to progress deadline".to_string()))
-        } else {
-            None
-        };
-        if let Some((ok, description)) = done {
-            pb.finish_and_clear();
-            println!(
-                "  {} Deployment \"{}\" {}\n",
-                if ok { "✓" } else { "!" },
-                id_fmt(&d.id, verbose),
-                if ok { "successful" } else { "failed" }
-            );
-            let block = kv(&[
-                ("ID", id_fmt(&d.id, verbose)),
-                ("Job ID", job.id.clone()),
-                ("Job Version", d.job_version.to_string()),
-                (
-                    "Status",
-                    if ok {
-                        "successful".into()
-                    } else {
-                        "failed".into()
-                    },
-                ),
-                ("Description", description),
-            ]);
-            println!("    {}", now());
-            for l in block.lines() {
-                println!("    {l}");
-            }
-            println!("\n    Deployed");
-            for l in deployment_table(&d, &current).lines() {
-                println!("    {l}");
-            }
-            return Ok(if ok {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            });
-        }
-    }
+    crate::deployment::monitor_deployment(api, &deployment.id, &job.id, verbose).await
 }
 
 async fn latest_deployment(

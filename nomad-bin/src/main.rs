@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand};
 mod agent;
 mod alloc;
 mod api;
+mod deployment;
 mod format;
 mod job;
 mod job_remote;
@@ -43,6 +44,9 @@ enum Command {
     /// Work with evaluations: status.
     #[command(subcommand)]
     Eval(misc::EvalCommand),
+    /// Work with deployments: list, status, promote, fail, pause, resume.
+    #[command(subcommand)]
+    Deployment(deployment::DeploymentCommand),
     /// Work with native service registrations: list, info.
     #[command(subcommand)]
     Service(misc::ServiceCommand),
@@ -114,6 +118,7 @@ fn run_api(cmd: Command, flags: &api::ApiFlags) -> anyhow::Result<ExitCode> {
             Command::Alloc(c) => alloc::run(c, &api).await,
             Command::Node(c) => node::run(c, &api).await,
             Command::Eval(c) => misc::eval(c, &api).await,
+            Command::Deployment(c) => deployment::run(c, &api).await,
             Command::Service(c) => misc::service(c, &api).await,
             Command::Server(c) => misc::server(c, &api).await,
             Command::Operator(c) => misc::operator(c, &api).await,

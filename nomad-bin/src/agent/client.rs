@@ -292,14 +292,23 @@ async fn heartbeat(
     }
 }
 
-/// How long an allocation must run before it counts as healthy in its deployment.
-fn min_healthy_time(alloc: &Allocation) -> Duration {
+/// How long an allocation must run before it counts as healthy in its deployment, and how
+/// long it has to get there before it counts as unhealthy (`min_healthy_time`, 10s, and
+/// `healthy_deadline`, 5m, by default).
+fn health_times(alloc: &Allocation) -> (Duration, Duration) {
     let group = alloc.group().and_then(|g| g.update.as_ref());
     let job = alloc.job.as_ref().and_then(|j| j.update.as_ref());
-    group
-        .and_then(|u| u.min_healthy_time)
-        .or_else(|| job.and_then(|u| u.min_healthy_time))
-        .map_or(Duration::from_secs(10), |d| d.to_std())
+    let pick = |f: fn(&nomad_core::job::UpdateStrategy) -> Option<nomad_core::job::Duration>,
+                default: Duration| {
+        group
+            .and_then(f)
+            .or_else(|| job.and_then(f))
+            .map_or(default, |d| d.to_std())
+    };
+    (
+        pick(|u| u.min_healthy_time, Duration::from_secs(10)),
+        pick(|u| u.healthy_deadline, Duration::from_secs(300)),
+    )
 }
 
 /// Pushes an allocation's status to the server on every change of its tasks' states, and
@@ -317,7 +326,8 @@ async fn push_status(api: nomad_api::Client, handle: AllocHandle, alloc: Option<
         },
     };
     let tracks_health = !alloc.deployment_id.is_empty();
-    let min_healthy = min_healthy_time(&alloc);
+    let (min_healthy, healthy_deadline) = health_times(&alloc);
+    let health_deadline = Instant::now() + healthy_deadline;
     let mut healthy = alloc.deployment_status.as_ref().and_then(|d| d.healthy);
     let mut running_since: Option<Instant> = None;
     let mut states = handle.watch_states();
@@ -327,7 +337,7 @@ async fn push_status(api: nomad_api::Client, handle: AllocHandle, alloc: Option<
         let current = states.borrow_and_update().clone();
         let (status, description) = nomad_client::client_status(&current);
         if tracks_health && healthy.is_none() {
-            if status == "failed" {
+            if status == "failed" || Instant::now() >= health_deadline {
                 healthy = Some(false);
             } else if status == "running" {
                 let since = *running_since.get_or_insert_with(Instant::now);
@@ -372,7 +382,8 @@ async fn push_status(api: nomad_api::Client, handle: AllocHandle, alloc: Option<
             return;
         }
         let health_due = match (tracks_health && healthy.is_none(), running_since) {
-            (true, Some(since)) => Some(since + min_healthy),
+            (true, Some(since)) => Some((since + min_healthy).min(health_deadline)),
+            (true, None) => Some(health_deadline),
             _ => None,
         };
         tokio::select! {
