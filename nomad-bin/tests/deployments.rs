@@ -326,6 +326,12 @@ fn a_failing_version_fails_its_deployment_and_reverts_to_the_stable_one() {
         let v = a.running_versions("web");
         v.len() >= 2 && v.iter().all(|v| *v == 2)
     });
+    // The revert's deployment counts those allocations and succeeds: version 2 is stable.
+    agent.wait_until("version 2 deployed", |a| {
+        let d = latest_deployment(a);
+        d["JobVersion"] == 2 && d["Status"] == "successful"
+    });
+    assert_eq!(agent.get("/v1/job/web")["Stable"], true);
     // `-detach` returns at once with the evaluation.
     let out = agent.run("v3.hcl", &job("3", UP, extra), &["-detach"]);
     assert!(out.status.success(), "{}", text(&out));

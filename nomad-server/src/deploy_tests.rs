@@ -214,6 +214,13 @@ async fn an_unhealthy_allocation_fails_the_deployment_and_reverts_to_the_stable_
         live == vec![Some(2); 3]
     })
     .await;
+    // The revert's own deployment counts the allocations updated in place and succeeds
+    // once the replacement is healthy.
+    let d2 = roll_out(&server, 2).await;
+    assert_eq!(d2.task_groups["app"].healthy_allocs, 3);
+    let snap = server.snapshot();
+    let job = snap.job("default", "web").expect("job");
+    assert_eq!((job.version, job.stable), (Some(2), Some(true)));
     server.shutdown();
 }
 

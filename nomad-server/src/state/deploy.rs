@@ -28,10 +28,13 @@ pub(super) fn merge_client_health(
 
 /// The per-group counts of a deployment recomputed from the allocations it placed:
 /// placed, healthy and unhealthy allocations and the IDs of its canaries (in placement
-/// order). Returns the groups changed, or `None` when nothing changed.
+/// order). Healthy allocations of an earlier deployment that run the deployed job version
+/// (`deployed_version` says which: they were updated in place, their tasks untouched) count
+/// as placed and healthy too. Returns the groups changed, or `None` when nothing changed.
 pub(crate) fn recount<'a>(
     d: &Deployment,
     allocs: impl Iterator<Item = &'a nomad_core::structs::Allocation>,
+    deployed_version: impl Fn(&nomad_core::structs::Allocation) -> bool,
 ) -> Option<std::collections::BTreeMap<String, DeploymentState>> {
     let mut groups = d.task_groups.clone();
     for g in groups.values_mut() {
@@ -40,18 +43,26 @@ pub(crate) fn recount<'a>(
         g.unhealthy_allocs = 0;
     }
     let mut canaries: Vec<(u64, String, String)> = Vec::new();
-    for a in allocs.filter(|a| a.deployment_id == d.id) {
+    for a in allocs {
+        let ds = a.deployment_status.as_ref();
+        let ours = a.deployment_id == d.id;
+        let carried = !ours
+            && !a.terminal()
+            && ds.and_then(|s| s.healthy) == Some(true)
+            && deployed_version(a);
+        if !ours && !carried {
+            continue;
+        }
         let Some(g) = groups.get_mut(&a.task_group) else {
             continue;
         };
         g.placed_allocs += 1;
-        let ds = a.deployment_status.as_ref();
         match ds.and_then(|s| s.healthy) {
             Some(true) => g.healthy_allocs += 1,
             Some(false) => g.unhealthy_allocs += 1,
             None => {}
         }
-        if ds.is_some_and(|s| s.canary) {
+        if ours && ds.is_some_and(|s| s.canary) {
             canaries.push((a.create_index, a.id.clone(), a.task_group.clone()));
         }
     }
@@ -189,7 +200,13 @@ impl StateData {
             return;
         }
         let allocs = self.by_job.get(k).cloned().unwrap_or_default();
-        let Some(mut groups) = recount(&d, allocs.iter().map(|a| a.as_ref())) else {
+        let deployed_version = |a: &nomad_core::structs::Allocation| {
+            self.alloc_jobs
+                .get(&a.id)
+                .is_some_and(|j| j.version == Some(d.job_version))
+        };
+        let Some(mut groups) = recount(&d, allocs.iter().map(|a| a.as_ref()), deployed_version)
+        else {
             return;
         };
         for (name, g) in groups.iter_mut() {
@@ -284,7 +301,7 @@ mod tests {
             alloc("c", "d1", None, true),
             alloc("x", "other", Some(true), false),
         ];
-        let groups = recount(&d, allocs.iter()).expect("counts changed");
+        let groups = recount(&d, allocs.iter(), |_| false).expect("counts changed");
         let g = &groups["web"];
         assert_eq!(
             (g.placed_allocs, g.healthy_allocs, g.unhealthy_allocs),
@@ -294,11 +311,29 @@ mod tests {
     }
 
     #[test]
+    fn healthy_allocations_updated_in_place_count_for_the_new_deployment() {
+        let d = deployment();
+        let allocs = [
+            alloc("new", "d1", Some(true), false),
+            alloc("kept", "d0", Some(true), false),
+            alloc("kept-unhealthy", "d0", Some(false), false),
+            alloc("old-version", "d0", Some(true), false),
+        ];
+        let in_place = |a: &Allocation| a.id.starts_with("kept");
+        let groups = recount(&d, allocs.iter(), in_place).expect("counts changed");
+        let g = &groups["web"];
+        assert_eq!(
+            (g.placed_allocs, g.healthy_allocs, g.unhealthy_allocs),
+            (2, 2, 0)
+        );
+    }
+
+    #[test]
     fn recount_reports_no_change() {
         let mut d = deployment();
         let allocs = [alloc("a", "d1", Some(true), false)];
-        d.task_groups = recount(&d, allocs.iter()).expect("first count");
-        assert!(recount(&d, allocs.iter()).is_none());
+        d.task_groups = recount(&d, allocs.iter(), |_| false).expect("first count");
+        assert!(recount(&d, allocs.iter(), |_| false).is_none());
     }
 
     #[test]
