@@ -529,12 +529,11 @@ async fn route(server: &Server, req: Request<Incoming>) -> HResult {
         ["v1", "deployment", "allocations", id] if get => {
             let id = id.to_string();
             blocking(server, &q, &[Table::Allocs, Table::Deployments], |s| {
-                s.deployment(&id)
+                let d = s
+                    .deployment(&id)
                     .ok_or_else(|| HttpError::not_found("deployment"))?;
                 let mut v: Vec<&Allocation> = s
-                    .deployment(&id)
-                    .map(|d| s.job_allocs(&d.namespace, &d.job_id))
-                    .unwrap_or_default()
+                    .job_allocs(&d.namespace, &d.job_id)
                     .iter()
                     .map(|a| a.as_ref())
                     .filter(|a| a.deployment_id == id)

@@ -311,6 +311,17 @@ fn health_times(alloc: &Allocation) -> (Duration, Duration) {
     )
 }
 
+/// True when the allocation's update block leaves its health to an operator
+/// (`health_check = "manual"`).
+fn manual_health(alloc: &Allocation) -> bool {
+    let group = alloc.group().and_then(|g| g.update.as_ref());
+    let job = alloc.job.as_ref().and_then(|j| j.update.as_ref());
+    group
+        .and_then(|u| u.health_check.as_deref())
+        .or_else(|| job.and_then(|u| u.health_check.as_deref()))
+        == Some("manual")
+}
+
 /// Pushes an allocation's status to the server on every change of its tasks' states, and
 /// its deployment health once it ran for the group's `min_healthy_time`.
 async fn push_status(api: nomad_api::Client, handle: AllocHandle, alloc: Option<Arc<Allocation>>) {
@@ -325,7 +336,8 @@ async fn push_status(api: nomad_api::Client, handle: AllocHandle, alloc: Option<
             }),
         },
     };
-    let tracks_health = !alloc.deployment_id.is_empty();
+    // With `health_check = "manual"` an operator sets health through the deployment API.
+    let tracks_health = !alloc.deployment_id.is_empty() && !manual_health(&alloc);
     let (min_healthy, healthy_deadline) = health_times(&alloc);
     let health_deadline = Instant::now() + healthy_deadline;
     let mut healthy = alloc.deployment_status.as_ref().and_then(|d| d.healthy);
@@ -406,4 +418,63 @@ async fn push_status(api: nomad_api::Client, handle: AllocHandle, alloc: Option<
 /// Now, as RFC 3339 text (UTC).
 pub(crate) fn now_rfc3339() -> String {
     crate::format::rfc3339(nomad_server::now_nanos())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nomad_core::job::{Duration as JobDuration, Job, TaskGroup, UpdateStrategy};
+
+    fn alloc(
+        group_update: Option<UpdateStrategy>,
+        job_update: Option<UpdateStrategy>,
+    ) -> Allocation {
+        let job = Job {
+            id: "web".into(),
+            update: job_update,
+            task_groups: vec![TaskGroup {
+                name: "app".into(),
+                update: group_update,
+                ..TaskGroup::default()
+            }],
+            ..Job::default()
+        };
+        Allocation {
+            task_group: "app".into(),
+            job: Some(Arc::new(job)),
+            ..Allocation::default()
+        }
+    }
+
+    #[test]
+    fn health_times_come_from_the_group_then_the_job_then_nomads_defaults() {
+        assert_eq!(
+            health_times(&alloc(None, None)),
+            (Duration::from_secs(10), Duration::from_secs(300))
+        );
+        let job = UpdateStrategy {
+            min_healthy_time: Some(JobDuration::from_secs(2)),
+            healthy_deadline: Some(JobDuration::from_secs(20)),
+            ..UpdateStrategy::default()
+        };
+        let group = UpdateStrategy {
+            healthy_deadline: Some(JobDuration::from_secs(7)),
+            ..UpdateStrategy::default()
+        };
+        assert_eq!(
+            health_times(&alloc(Some(group), Some(job))),
+            (Duration::from_secs(2), Duration::from_secs(7))
+        );
+    }
+
+    #[test]
+    fn manual_health_checks_are_left_to_the_operator() {
+        let manual = UpdateStrategy {
+            health_check: Some("manual".into()),
+            ..UpdateStrategy::default()
+        };
+        assert!(manual_health(&alloc(Some(manual.clone()), None)));
+        assert!(manual_health(&alloc(None, Some(manual))));
+        assert!(!manual_health(&alloc(None, None)));
+    }
 }
