@@ -337,6 +337,144 @@ mod tests {
     }
 
     #[test]
+    fn commands_keep_counts_progress_deadline_and_stability() {
+        use nomad_core::job::Duration as JobDuration;
+        use nomad_core::structs::DeploymentStatusUpdate;
+        let mut s = StateData::default();
+        s.apply(
+            1,
+            &Command::UpsertNode {
+                node: Box::new(crate::sim::sim_node(0)),
+            },
+        );
+        let job = crate::sim::sim_job("web", 2);
+        s.apply(
+            2,
+            &Command::UpsertJob {
+                job: Box::new(job.clone()),
+                eval: None,
+                submit_time: 1,
+            },
+        );
+        let mut d = Deployment {
+            id: "d1".into(),
+            job_id: "web".into(),
+            status: status::DEPLOYMENT_RUNNING.into(),
+            ..Deployment::default()
+        };
+        d.task_groups.insert(
+            "app".into(),
+            DeploymentState {
+                desired_total: 2,
+                progress_deadline: JobDuration::from_secs(60),
+                require_progress_by: 100,
+                ..DeploymentState::default()
+            },
+        );
+        let a = |id: &str| Allocation {
+            id: id.into(),
+            namespace: "default".into(),
+            job_id: "web".into(),
+            task_group: "app".into(),
+            node_id: "node-0".into(),
+            deployment_id: "d1".into(),
+            deployment_status: Some(AllocDeploymentStatus {
+                canary: id == "a1",
+                ..AllocDeploymentStatus::default()
+            }),
+            ..Allocation::default()
+        };
+        s.apply(
+            3,
+            &Command::ApplyPlan {
+                eval_id: "e".into(),
+                job: Some(Arc::new(job)),
+                stops: vec![],
+                placed: vec![a("a1"), a("a2")],
+                deployment: Some(d),
+                deployment_updates: vec![],
+                time: 10,
+            },
+        );
+        let g = s.deployment("d1").expect("deployment").task_groups["app"].clone();
+        assert_eq!((g.placed_allocs, g.healthy_allocs), (2, 0));
+        assert_eq!(g.placed_canaries, vec!["a1".to_string()]);
+        assert_eq!(g.require_progress_by, 100);
+
+        // The client reports a1 healthy: counted, the deadline moves, the canary flag stays.
+        let mut report = a("a1");
+        report.client_status = status::ALLOC_CLIENT_RUNNING.into();
+        report.deployment_status = Some(AllocDeploymentStatus {
+            healthy: Some(true),
+            ..AllocDeploymentStatus::default()
+        });
+        s.apply(
+            4,
+            &Command::ClientUpdateAllocs {
+                allocs: vec![report],
+                evals: vec![],
+                time: 5_000,
+            },
+        );
+        let g = s.deployment("d1").expect("deployment").task_groups["app"].clone();
+        assert_eq!(g.healthy_allocs, 1);
+        assert_eq!(g.require_progress_by, 5_000 + 60_000_000_000);
+        let a1 = s.alloc("a1").expect("a1");
+        assert!(a1.deployment_status.as_ref().is_some_and(|d| d.canary));
+
+        // Marked unhealthy by hand.
+        s.apply(
+            5,
+            &Command::SetDeploymentAllocHealth {
+                deployment_id: "d1".into(),
+                healthy: vec![],
+                unhealthy: vec!["a2".into()],
+                time: 6_000,
+            },
+        );
+        let g = s.deployment("d1").expect("deployment").task_groups["app"].clone();
+        assert_eq!((g.healthy_allocs, g.unhealthy_allocs), (1, 1));
+
+        // Success marks the deployed version stable, in the job and its history.
+        s.apply(
+            6,
+            &Command::UpdateDeploymentStatus {
+                update: DeploymentStatusUpdate {
+                    deployment_id: "d1".into(),
+                    status: status::DEPLOYMENT_SUCCESSFUL.into(),
+                    status_description: "Deployment completed successfully".into(),
+                },
+                job: None,
+                eval: None,
+                time: 7_000,
+            },
+        );
+        assert_eq!(
+            s.deployment("d1").map(|d| d.status.clone()).as_deref(),
+            Some("successful")
+        );
+        assert_eq!(s.job("default", "web").and_then(|j| j.stable), Some(true));
+        assert_eq!(s.job_versions("default", "web")[0].stable, Some(true));
+
+        // Promotion sets the flag of groups with canaries only.
+        let mut d2 = s.deployment("d1").expect("deployment").as_ref().clone();
+        d2.status = status::DEPLOYMENT_RUNNING.into();
+        d2.task_groups.get_mut("app").expect("app").desired_canaries = 1;
+        s.put_deployment(7, d2);
+        s.apply(
+            8,
+            &Command::PromoteDeployment {
+                deployment_id: "d1".into(),
+                all: true,
+                groups: vec![],
+                eval: None,
+                time: 8_000,
+            },
+        );
+        assert!(s.deployment("d1").expect("deployment").task_groups["app"].promoted);
+    }
+
+    #[test]
     fn client_health_keeps_the_canary_flag() {
         let old = AllocDeploymentStatus {
             canary: true,
