@@ -293,7 +293,12 @@ impl Server {
                         Some(prev) => prev != healthy,
                         None => healthy > 0,
                     };
-                    match job.filter(|_| changed) {
+                    // Only a group with allocations still to replace needs the scheduler.
+                    let to_place = d
+                        .task_groups
+                        .values()
+                        .any(|g| g.placed_allocs < g.desired_total);
+                    match job.filter(|_| changed && to_place) {
                         Some(job) => {
                             let eval = deployment_eval(&job, &d.id);
                             self.apply(Command::UpsertEvals { evals: vec![eval] })
