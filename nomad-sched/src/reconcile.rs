@@ -475,6 +475,7 @@ pub(crate) fn reconcile(input: ReconcileInput<'_>, allocs: &[AllocView]) -> Reco
         }
 
         // Job version changes: in place or destructive.
+        let inplace_before = out.inplace.len();
         let mut destructive: Vec<&AllocView> = Vec::new();
         for v in &keep {
             let Some(old) = &v.job else { continue };
@@ -561,7 +562,10 @@ pub(crate) fn reconcile(input: ReconcileInput<'_>, allocs: &[AllocView]) -> Reco
             });
         }
         placements.extend(replacements);
-        let deployed = placements.iter().any(|p| p.deployment);
+        // A version that only updates in place is deployed too (its allocations count
+        // for the deployment as they stay healthy), so that it is marked stable.
+        let deployed = placements.iter().any(|p| p.deployment)
+            || (update.is_some() && out.inplace.len() > inplace_before);
         // Canaries only come with an update that replaces allocations, never with a new job.
         let canary_count = if destructive.is_empty() {
             0

@@ -329,3 +329,59 @@ fn the_watcher_resumes_a_deployment_after_a_restart() {
         server.shutdown();
     });
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_updated_in_place_is_deployed_at_once_and_marked_stable() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(config(dir.path())).await.expect("start");
+    server.register_sim_nodes(3).await.expect("nodes");
+    // v0 has no update block: no deployment; its allocations run.
+    let mut v0 = rolling_job("1", 0, false, false);
+    v0.task_groups[0].update = None;
+    server.register_job(v0).await.expect("register");
+    assert_eq!(server.wait_for_allocs("default", "web", 3, WAIT).await, 3);
+    assert!(server.wait_idle(WAIT).await);
+    let snap = server.snapshot();
+    assert!(latest(&snap).is_none());
+    let running: Vec<nomad_core::structs::Allocation> = snap
+        .job_allocs("default", "web")
+        .iter()
+        .map(|a| nomad_core::structs::Allocation {
+            id: a.id.clone(),
+            client_status: status::ALLOC_CLIENT_RUNNING.into(),
+            ..nomad_core::structs::Allocation::default()
+        })
+        .collect();
+    let ids: Vec<String> = running.iter().map(|a| a.id.clone()).collect();
+    server
+        .update_allocs_from_client(running)
+        .await
+        .expect("running");
+
+    // v1 adds the update block and changes only the job's meta: every allocation is
+    // updated in place, and the deployment counts them.
+    let mut v1 = rolling_job("1", 0, false, false);
+    v1.meta.insert("owner".into(), "ops".into());
+    server.register_job(v1).await.expect("register v1");
+    wait_for(&server, "v1 deployed", |s| {
+        deployment_of_version(s, 1).is_some_and(|d| d.status == status::DEPLOYMENT_SUCCESSFUL)
+    })
+    .await;
+    let snap = server.snapshot();
+    let job = snap.job("default", "web").expect("job");
+    assert_eq!((job.version, job.stable), (Some(1), Some(true)));
+    let mut live: Vec<String> = snap
+        .job_allocs("default", "web")
+        .iter()
+        .filter(|a| !a.terminal())
+        .map(|a| a.id.clone())
+        .collect();
+    live.sort();
+    let mut ids = ids;
+    ids.sort();
+    assert_eq!(
+        live, ids,
+        "the allocations were replaced, not updated in place"
+    );
+    server.shutdown();
+}

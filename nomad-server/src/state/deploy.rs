@@ -28,9 +28,9 @@ pub(super) fn merge_client_health(
 
 /// The per-group counts of a deployment recomputed from the allocations it placed:
 /// placed, healthy and unhealthy allocations and the IDs of its canaries (in placement
-/// order). Healthy allocations of an earlier deployment that run the deployed job version
-/// (`deployed_version` says which: they were updated in place, their tasks untouched) count
-/// as placed and healthy too. Returns the groups changed, or `None` when nothing changed.
+/// order). Allocations that run the deployed job version (`deployed_version` says which:
+/// they were updated in place, their tasks untouched) count as placed and healthy too when
+/// they were healthy in an earlier deployment or run outside any deployment. Returns the groups changed, or `None` when nothing changed.
 pub(crate) fn recount<'a>(
     d: &Deployment,
     allocs: impl Iterator<Item = &'a nomad_core::structs::Allocation>,
@@ -46,10 +46,10 @@ pub(crate) fn recount<'a>(
     for a in allocs {
         let ds = a.deployment_status.as_ref();
         let ours = a.deployment_id == d.id;
-        let carried = !ours
-            && !a.terminal()
-            && ds.and_then(|s| s.healthy) == Some(true)
-            && deployed_version(a);
+        // Updated in place: healthy in an earlier deployment, or running outside any.
+        let was_healthy = ds.and_then(|s| s.healthy) == Some(true)
+            || (a.deployment_id.is_empty() && a.client_status == status::ALLOC_CLIENT_RUNNING);
+        let carried = !ours && !a.terminal() && was_healthy && deployed_version(a);
         if !ours && !carried {
             continue;
         }
@@ -57,7 +57,12 @@ pub(crate) fn recount<'a>(
             continue;
         };
         g.placed_allocs += 1;
-        match ds.and_then(|s| s.healthy) {
+        let healthy = if carried {
+            Some(true)
+        } else {
+            ds.and_then(|s| s.healthy)
+        };
+        match healthy {
             Some(true) => g.healthy_allocs += 1,
             Some(false) => g.unhealthy_allocs += 1,
             None => {}
@@ -318,13 +323,21 @@ mod tests {
             alloc("kept", "d0", Some(true), false),
             alloc("kept-unhealthy", "d0", Some(false), false),
             alloc("old-version", "d0", Some(true), false),
+            Allocation {
+                client_status: status::ALLOC_CLIENT_RUNNING.into(),
+                ..alloc("kept-undeployed", "", None, false)
+            },
+            Allocation {
+                client_status: status::ALLOC_CLIENT_PENDING.into(),
+                ..alloc("kept-pending", "", None, false)
+            },
         ];
         let in_place = |a: &Allocation| a.id.starts_with("kept");
         let groups = recount(&d, allocs.iter(), in_place).expect("counts changed");
         let g = &groups["web"];
         assert_eq!(
             (g.placed_allocs, g.healthy_allocs, g.unhealthy_allocs),
-            (2, 2, 0)
+            (3, 3, 0)
         );
     }
 
