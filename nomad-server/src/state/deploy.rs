@@ -98,7 +98,14 @@ impl StateData {
                 eval,
                 time,
             } => {
-                let Some(d) = self.deployments.get(&update.deployment_id).cloned() else {
+                // A decision taken on an older view loses to one already applied: a
+                // terminal deployment stays as it is (and nothing is reverted twice).
+                let Some(d) = self
+                    .deployments
+                    .get(&update.deployment_id)
+                    .filter(|d| d.active())
+                    .cloned()
+                else {
                     return;
                 };
                 let mut d = d.as_ref().clone();
@@ -134,7 +141,12 @@ impl StateData {
                 eval,
                 time: _,
             } => {
-                let Some(d) = self.deployments.get(deployment_id).cloned() else {
+                let Some(d) = self
+                    .deployments
+                    .get(deployment_id)
+                    .filter(|d| d.active())
+                    .cloned()
+                else {
                     return;
                 };
                 let mut d = d.as_ref().clone();
@@ -469,13 +481,39 @@ mod tests {
         assert_eq!(s.job("default", "web").and_then(|j| j.stable), Some(true));
         assert_eq!(s.job_versions("default", "web")[0].stable, Some(true));
 
+        // A terminal deployment stays as it is: a late failure (with a revert) is ignored.
+        let version_before = s.job("default", "web").and_then(|j| j.version);
+        let mut revert = crate::sim::sim_job("web", 5);
+        revert.meta.insert("reverted".into(), "yes".into());
+        s.apply(
+            7,
+            &Command::UpdateDeploymentStatus {
+                update: DeploymentStatusUpdate {
+                    deployment_id: "d1".into(),
+                    status: status::DEPLOYMENT_FAILED.into(),
+                    status_description: "late".into(),
+                },
+                job: Some(Box::new(revert)),
+                eval: None,
+                time: 7_500,
+            },
+        );
+        assert_eq!(
+            s.deployment("d1").map(|d| d.status.clone()).as_deref(),
+            Some("successful")
+        );
+        assert_eq!(
+            s.job("default", "web").and_then(|j| j.version),
+            version_before
+        );
+
         // Promotion sets the flag of groups with canaries only.
         let mut d2 = s.deployment("d1").expect("deployment").as_ref().clone();
         d2.status = status::DEPLOYMENT_RUNNING.into();
         d2.task_groups.get_mut("app").expect("app").desired_canaries = 1;
-        s.put_deployment(7, d2);
+        s.put_deployment(8, d2);
         s.apply(
-            8,
+            9,
             &Command::PromoteDeployment {
                 deployment_id: "d1".into(),
                 all: true,
