@@ -232,6 +232,20 @@ fn job_run_follows_a_rolling_deployment_to_success_and_marks_the_version_stable(
         "{}",
         text(&status)
     );
+    let missing = agent.nomad(&["deployment", "status", "ffffffff"]);
+    assert!(!missing.status.success());
+    assert!(
+        text(&missing).contains("No deployment(s) with prefix or id \"ffffffff\" found"),
+        "{}",
+        text(&missing)
+    );
+    let short = agent.nomad(&["deployment", "status", "f"]);
+    assert!(!short.status.success());
+    assert!(
+        text(&short).contains("at least two characters"),
+        "{}",
+        text(&short)
+    );
     // A finished deployment can't be promoted; the server says why.
     let promote = agent.nomad(&["deployment", "promote", &id]);
     assert!(!promote.status.success());
