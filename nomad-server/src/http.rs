@@ -105,18 +105,40 @@ pub(crate) async fn serve(server: Server, addr: SocketAddr) -> Result<SocketAddr
 }
 
 async fn handle(server: Server, req: Request<Incoming>) -> Result<Resp, Infallible> {
-    server
-        .metrics()
-        .http_requests
-        .fetch_add(1, Ordering::Relaxed);
-    let resp = match route(&server, req).await {
-        Ok(mut r) => {
-            leader_headers(&server, &mut r);
-            r
+    Ok(server.handle_http(req).await)
+}
+
+/// The body a request of the API may arrive with: hyper's own, or any other whose chunks
+/// are [`Bytes`].
+pub trait RequestBody: hyper::body::Body<Data = Bytes, Error = Self::Failure> + Send {
+    /// The body's error.
+    type Failure: Into<Box<dyn std::error::Error + Send + Sync>>;
+}
+
+impl<B> RequestBody for B
+where
+    B: hyper::body::Body<Data = Bytes> + Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    type Failure = B::Error;
+}
+
+impl Server {
+    /// Answers one request of the HTTP API in process, exactly as the server's listener
+    /// would: for an agent that serves the API on a listener of its own and hands the
+    /// server's routes over without another network hop.
+    pub async fn handle_http<B: RequestBody>(&self, req: Request<B>) -> Response<Full<Bytes>> {
+        self.metrics()
+            .http_requests
+            .fetch_add(1, Ordering::Relaxed);
+        match route(self, req).await {
+            Ok(mut r) => {
+                leader_headers(self, &mut r);
+                r
+            }
+            Err(HttpError(code, msg)) => text(code, msg),
         }
-        Err(HttpError(code, msg)) => text(code, msg),
-    };
-    Ok(resp)
+    }
 }
 
 /// Fills `X-Nomad-KnownLeader` and `X-Nomad-LastContact` from the replicated log on every
@@ -266,7 +288,7 @@ fn parse_query(server: &Server, raw: Option<&str>) -> Result<Query, HttpError> {
 
 // ---- bodies ----
 
-async fn read_body(server: &Server, req: Request<Incoming>) -> Result<Bytes, HttpError> {
+async fn read_body<B: RequestBody>(server: &Server, req: Request<B>) -> Result<Bytes, HttpError> {
     let limit = server.config().max_body_bytes;
     let too_large = || {
         HttpError(
@@ -330,7 +352,7 @@ fn job_from_body(body: &Value) -> Result<Job, HttpError> {
 
 // ---- routing ----
 
-async fn route(server: &Server, req: Request<Incoming>) -> HResult {
+async fn route<B: RequestBody>(server: &Server, req: Request<B>) -> HResult {
     let q = parse_query(server, req.uri().query())?;
     let path = req.uri().path().to_string();
     let method = req.method().clone();
@@ -682,9 +704,9 @@ async fn route(server: &Server, req: Request<Incoming>) -> HResult {
 }
 
 /// The deployment writes: `promote`, `fail`, `pause` and `allocation-health`.
-async fn deployment_write(
+async fn deployment_write<B: RequestBody>(
     server: &Server,
-    req: Request<Incoming>,
+    req: Request<B>,
     verb: &str,
     id: &str,
 ) -> HResult {

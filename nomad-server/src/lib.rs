@@ -47,6 +47,7 @@ pub use broker::{BrokerConfig, BrokerStats, EvalBroker};
 pub use deploy::{desc as deployment_desc, DeploymentUpdate, TRIGGER_DEPLOYMENT_WATCHER};
 pub use error::ServerError;
 pub use log::{Applied, LogFuture, ReplicatedLog};
+pub use http::RequestBody;
 pub use plan::{DryRun, GroupUpdates};
 pub use raft::{
     Entry, InProcessClient, InProcessFactory, InProcessNetwork, LogOptions, Node, NodeId, RaftLog,

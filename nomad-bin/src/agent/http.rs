@@ -1,6 +1,6 @@
 //! The agent's HTTP listener: the client routes it serves itself (`/v1/client/fs/logs`),
-//! everything else handed to the server's API (the local server, or the configured servers
-//! of a client-only agent).
+//! everything else handed to the server's API: the agent's own server in process, or over
+//! HTTP to the configured servers of a client-only agent.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -28,8 +28,11 @@ type Resp = Response<BoxBody<Bytes, BoxError>>;
 /// What the listener serves.
 #[derive(Clone)]
 pub(crate) struct AgentHttp {
-    /// The server API requests are forwarded to (`127.0.0.1:port`).
+    /// The server API requests are forwarded to (`127.0.0.1:port`) when this agent runs
+    /// no server of its own.
     pub(crate) upstream: String,
+    /// The server this agent runs, whose routes it answers in process.
+    local: Option<nomad_server::Server>,
     /// Allocation directories of the local client, when it runs.
     pub(crate) alloc_root: Option<PathBuf>,
     /// What `/v1/agent/self` says of this agent rather than of the server behind it.
@@ -43,10 +46,17 @@ impl AgentHttp {
         let proxy = hyper_util::client::legacy::Client::builder(TokioExecutor::new()).build_http();
         AgentHttp {
             upstream,
+            local: None,
             alloc_root,
             identity: Arc::new(AgentIdentity::default()),
             proxy,
         }
+    }
+
+    /// Answers the server's routes in process from `server` instead of forwarding them.
+    pub(crate) fn with_local_server(mut self, server: nomad_server::Server) -> Self {
+        self.local = Some(server);
+        self
     }
 
     /// Says which roles this agent runs and where its data lives, for `/v1/agent/self`.
@@ -115,13 +125,24 @@ impl AgentHttp {
         if path == "/v1/agent/self" && req.method() == hyper::Method::GET {
             return self.agent_self(req).await;
         }
-        self.forward(req).await
+        self.to_server(req).await
+    }
+
+    /// Hands a request to the server: the local one in process, else over HTTP.
+    async fn to_server(&self, req: Request<Incoming>) -> Resp {
+        match &self.local {
+            Some(server) => server
+                .handle_http(req)
+                .await
+                .map(|b| b.map_err(|never| match never {}).boxed()),
+            None => self.forward(req).await,
+        }
     }
 
     /// `/v1/agent/self` as the server answers it, corrected to describe this agent: its
     /// address, its data directory and the roles it runs.
     async fn agent_self(&self, req: Request<Incoming>) -> Resp {
-        let resp = self.forward(req).await;
+        let resp = self.to_server(req).await;
         if resp.status() != StatusCode::OK {
             return resp;
         }

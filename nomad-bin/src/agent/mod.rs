@@ -180,10 +180,10 @@ async fn serve(args: AgentArgs, cfg: AgentConfig) -> anyhow::Result<ExitCode> {
     let serf_port = cfg.ports.as_ref().and_then(|p| p.serf).unwrap_or(4648);
     let (stop_tx, stop_rx) = watch::channel(false);
 
-    // The server, its API on a loopback port of its own behind the agent's listener.
+    // The server; the agent's listener answers its routes in process.
     let server = if cfg.server_enabled() {
         let mut sc = nomad_server::ServerConfig::new(data_dir.join("server"));
-        sc.http_addr = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
+        sc.http_addr = None;
         sc.region.clone_from(&region);
         sc.datacenter.clone_from(&dc);
         sc.node_name.clone_from(&name);
@@ -199,10 +199,7 @@ async fn serve(args: AgentArgs, cfg: AgentConfig) -> anyhow::Result<ExitCode> {
         None
     };
     let upstream = match &server {
-        Some(s) => s
-            .http_addr()
-            .map(|a| a.to_string())
-            .context("the server has no HTTP address")?,
+        Some(_) => String::new(),
         None => cfg
             .client
             .as_ref()
@@ -211,11 +208,30 @@ async fn serve(args: AgentArgs, cfg: AgentConfig) -> anyhow::Result<ExitCode> {
             .context("a client-only agent needs client.servers (or -servers)")?,
     };
     let alloc_root = cfg.client_enabled().then(|| client::alloc_root(&data_dir));
-    let bound = http::AgentHttp::new(upstream.clone(), alloc_root)
-        .with_identity(data_dir.clone(), cfg.server_enabled(), cfg.client_enabled())
+    let mut listener = http::AgentHttp::new(upstream.clone(), alloc_root).with_identity(
+        data_dir.clone(),
+        cfg.server_enabled(),
+        cfg.client_enabled(),
+    );
+    if let Some(s) = &server {
+        listener = listener.with_local_server(s.clone());
+    }
+    let bound = listener
         .serve(http_addr, stop_rx.clone())
         .await
         .map_err(|e| anyhow::anyhow!("Error starting agent: {e}"))?;
+    // The local client reaches the servers through this agent's own listener when the
+    // agent runs one.
+    let upstream = if server.is_some() {
+        let ip = if bound.ip().is_unspecified() {
+            std::net::IpAddr::from([127, 0, 0, 1])
+        } else {
+            bound.ip()
+        };
+        SocketAddr::new(ip, bound.port()).to_string()
+    } else {
+        upstream
+    };
 
     init_logging(&level);
 
