@@ -23,20 +23,27 @@ struct NodeTotals {
     usage: NodeUsage,
 }
 
-/// The same in 32-bit fields, one cache line per node: what the scheduler reads for every
-/// node it visits. Values beyond `u32::MAX` (MHz, MB) saturate.
+/// The same in 32-bit fields (16-bit port counts), 32 bytes per node so that two share a
+/// cache line: what the scheduler reads for every node it visits. Values beyond the field
+/// (MHz, MB, ports) saturate; the memory burst total stays in [`NodeTotals`].
 #[derive(Default, Clone, Copy)]
-#[repr(C, align(64))]
+#[repr(C, align(32))]
 struct HotRecord {
     class: u32,
-    /// cpu, memory, disk, dynamic ports.
-    cap: [u32; 4],
-    /// cpu, memory, memory max, disk, dynamic ports.
-    used: [u32; 5],
+    /// Dynamic ports: offered, taken.
+    ports: [u16; 2],
+    /// cpu, memory, disk.
+    cap: [u32; 3],
+    /// cpu, memory, disk.
+    used: [u32; 3],
 }
 
 fn narrow(v: u64) -> u32 {
     u32::try_from(v).unwrap_or(u32::MAX)
+}
+
+fn narrow16(v: u32) -> u16 {
+    u16::try_from(v).unwrap_or(u16::MAX)
 }
 
 impl HotRecord {
@@ -44,19 +51,9 @@ impl HotRecord {
         let (c, u) = (&t.capacity, &t.usage);
         HotRecord {
             class: t.class,
-            cap: [
-                narrow(c.cpu),
-                narrow(c.memory_mb),
-                narrow(c.disk_mb),
-                c.dynamic_ports,
-            ],
-            used: [
-                narrow(u.cpu),
-                narrow(u.memory_mb),
-                narrow(u.memory_max_mb),
-                narrow(u.disk_mb),
-                u.dynamic_ports,
-            ],
+            ports: [narrow16(c.dynamic_ports), narrow16(u.dynamic_ports)],
+            cap: [narrow(c.cpu), narrow(c.memory_mb), narrow(c.disk_mb)],
+            used: [narrow(u.cpu), narrow(u.memory_mb), narrow(u.disk_mb)],
         }
     }
 
@@ -66,17 +63,17 @@ impl HotRecord {
             memory_mb: u64::from(self.cap[1]),
             memory_max_mb: u64::from(self.cap[1]),
             disk_mb: u64::from(self.cap[2]),
-            dynamic_ports: self.cap[3],
+            dynamic_ports: u32::from(self.ports[0]),
         }
     }
 
-    fn usage(&self) -> NodeUsage {
+    fn usage(&self, memory_max_mb: u64) -> NodeUsage {
         NodeUsage {
             cpu: u64::from(self.used[0]),
             memory_mb: u64::from(self.used[1]),
-            memory_max_mb: u64::from(self.used[2]),
-            disk_mb: u64::from(self.used[3]),
-            dynamic_ports: self.used[4],
+            memory_max_mb,
+            disk_mb: u64::from(self.used[2]),
+            dynamic_ports: u32::from(self.ports[1]),
         }
     }
 }
@@ -101,7 +98,7 @@ pub struct MemState {
     node_ids: FastMap<String, NodeIdx>,
     /// Class, capacity and usage of each node.
     cold: Vec<NodeTotals>,
-    /// The compact mirror of `cold` the scheduler reads: one cache line per node.
+    /// The compact mirror of `cold` the scheduler reads: half a cache line per node.
     hot: Vec<HotRecord>,
     class_ids: HashMap<String, u32>,
     ports: Vec<PortIndex>,
@@ -444,9 +441,11 @@ impl SchedState for MemState {
             .map_or_else(NodeUsage::default, HotRecord::capacity)
     }
     fn node_usage(&self, idx: NodeIdx) -> NodeUsage {
-        self.hot
-            .get(idx as usize)
-            .map_or_else(NodeUsage::default, HotRecord::usage)
+        let i = idx as usize;
+        match (self.hot.get(i), self.cold.get(i)) {
+            (Some(h), Some(c)) => h.usage(c.usage.memory_max_mb),
+            _ => NodeUsage::default(),
+        }
     }
     fn port_index(&self, idx: NodeIdx) -> Option<&PortIndex> {
         self.ports.get(idx as usize)

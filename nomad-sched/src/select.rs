@@ -228,13 +228,43 @@ struct NodeDelta {
     add: NodeUsage,
     freed: NodeUsage,
     ports: Vec<PlannedPort>,
-    /// The same ports as a set (`network << 16 | port`): bin-packing puts many placements
-    /// of one plan on a node, and port assignment asks about each candidate.
-    port_set: FastSet<u32>,
     /// How many of `ports` are on the default network.
     default_net_ports: u32,
     devices: Vec<String>,
     freed_devices: Vec<String>,
+}
+
+/// What the plan changed, per node it touched: entries in a list, found through a map of
+/// small slot numbers (growing the map moves 8-byte entries, not node deltas).
+#[derive(Default)]
+struct Deltas {
+    slots: FastMap<NodeIdx, u32>,
+    list: Vec<NodeDelta>,
+    /// Every planned port of the plan as one number (node, network, port): bin-packing puts
+    /// many placements of one plan on a node, and port assignment asks about each
+    /// candidate port.
+    ports: FastSet<u64>,
+}
+
+impl Deltas {
+    fn get(&self, idx: NodeIdx) -> Option<&NodeDelta> {
+        let slot = *self.slots.get(&idx)?;
+        self.list.get(slot as usize)
+    }
+
+    fn entry(&mut self, idx: NodeIdx) -> &mut NodeDelta {
+        let next = self.list.len() as u32;
+        let slot = *self.slots.entry(idx).or_insert(next) as usize;
+        if slot == self.list.len() {
+            self.list.push(NodeDelta::default());
+        }
+        let last = self.list.len() - 1;
+        &mut self.list[slot.min(last)]
+    }
+
+    fn port_planned(&self, idx: NodeIdx, network: usize, port: u16) -> bool {
+        self.ports.contains(&planned_port_key(idx, network, port))
+    }
 }
 
 /// A ranked option.
@@ -312,7 +342,7 @@ pub(crate) struct EvalCtx<'s, S: SchedState + ?Sized> {
     regexes: RegexCache,
     datacenters: Vec<String>,
     dc_class_ok: Vec<u8>,
-    deltas: FastMap<NodeIdx, NodeDelta>,
+    deltas: Deltas,
     port_overrides: FastMap<NodeIdx, PortIndex>,
     job_counts: FastMap<NodeIdx, u32>,
     group_counts: Vec<FastMap<NodeIdx, u32>>,
@@ -369,7 +399,7 @@ impl<'s, S: SchedState + ?Sized> EvalCtx<'s, S> {
             regexes: RegexCache::default(),
             datacenters,
             dc_class_ok: vec![0; classes],
-            deltas: FastMap::default(),
+            deltas: Deltas::default(),
             port_overrides: FastMap::default(),
             job_counts: FastMap::default(),
             group_counts: Vec::new(),
@@ -600,6 +630,30 @@ impl<'s, S: SchedState + ?Sized> EvalCtx<'s, S> {
         }
     }
 
+    /// [`EvalCtx::count_alloc`] for a placement of group `g`, without looking the group up
+    /// by name.
+    fn count_placed(&mut self, idx: NodeIdx, g: usize) {
+        *self.job_counts.entry(idx).or_insert(0) += 1;
+        if let Some(counts) = self.group_counts.get_mut(g) {
+            *counts.entry(idx).or_insert(0) += 1;
+        }
+        if self.props.is_empty() {
+            return;
+        }
+        let state = self.state;
+        let class = state.node_class_id(idx);
+        let group = self.groups.get(g).map_or("", |s| s.name.as_str());
+        for p in &mut self.props {
+            if p.group.as_deref().is_some_and(|pg| pg != group) {
+                continue;
+            }
+            let node = || state.nodes().get(idx as usize).map(|n| n.as_ref());
+            if let Some(v) = p.value(class, node) {
+                p.bump(v, 1);
+            }
+        }
+    }
+
     /// Records that the plan stops `alloc`: its resources, ports and devices are free again.
     pub(crate) fn stop(&mut self, alloc: &Allocation) {
         if alloc.terminal() {
@@ -613,7 +667,7 @@ impl<'s, S: SchedState + ?Sized> EvalCtx<'s, S> {
             return;
         };
         self.count_alloc(idx, &alloc.task_group, -1);
-        let d = self.deltas.entry(idx).or_default();
+        let d = self.deltas.entry(idx);
         d.freed.add(&NodeUsage::of_alloc(alloc));
         d.freed_devices.extend(alloc_devices(alloc));
         let mut index = self.port_index_owned(idx);
@@ -627,14 +681,17 @@ impl<'s, S: SchedState + ?Sized> EvalCtx<'s, S> {
         for p in &chosen.preempt {
             self.stop(p);
         }
-        let name = self.groups[group].name.clone();
-        self.count_alloc(idx, &name, 1);
+        self.count_placed(idx, group);
         let ask = self.groups[group].ask;
-        let d = self.deltas.entry(idx).or_default();
+        for p in &chosen.ports {
+            self.deltas
+                .ports
+                .insert(planned_port_key(idx, p.network, p.value));
+        }
+        let d = self.deltas.entry(idx);
         d.add.add(&ask);
         for p in &chosen.ports {
             d.ports.push((p.network, p.value));
-            d.port_set.insert(port_key(p.network, p.value));
             if p.network == 0 {
                 d.default_net_ports += 1;
             }
@@ -666,7 +723,7 @@ impl<'s, S: SchedState + ?Sized> EvalCtx<'s, S> {
     /// stops.
     fn proposed(&self, idx: NodeIdx) -> NodeUsage {
         let mut u = self.state.node_usage(idx);
-        if let Some(d) = self.deltas.get(&idx) {
+        if let Some(d) = self.deltas.get(idx) {
             u.add(&d.add);
             u.sub(&d.freed);
         }
@@ -804,7 +861,7 @@ impl<'s, S: SchedState + ?Sized> EvalCtx<'s, S> {
             .filter(|a| !a.terminal())
             .flat_map(|a| alloc_devices(a))
             .collect();
-        if let Some(d) = self.deltas.get(&idx) {
+        if let Some(d) = self.deltas.get(idx) {
             used.retain(|u| !d.freed_devices.contains(u));
             used.extend(d.devices.iter().cloned());
         }
@@ -871,10 +928,8 @@ impl<'s, S: SchedState + ?Sized> EvalCtx<'s, S> {
         if ask.reserved_ports.is_empty() && ask.dynamic_ports.is_empty() {
             return Ok(Vec::new());
         }
-        let delta = self.deltas.get(&idx);
-        let in_plan = |net: usize, port: u16| {
-            delta.is_some_and(|d| d.port_set.contains(&port_key(net, port)))
-        };
+        let deltas = &self.deltas;
+        let in_plan = |net: usize, port: u16| deltas.port_planned(idx, net, port);
         let rng = &mut self.rng;
         let mut next = || rng.gen::<u32>();
         let result = match self.port_overrides.get(&idx) {
@@ -914,7 +969,7 @@ impl<'s, S: SchedState + ?Sized> EvalCtx<'s, S> {
         if ask.reserved_ports.is_empty() && ask.dynamic_ports.is_empty() {
             return Ok(());
         }
-        let delta = self.deltas.get(&idx);
+        let delta = self.deltas.get(idx);
         let planned: &[PlannedPort] = delta.map_or(&[], |d| d.ports.as_slice());
         // Only dynamic ports on the default network and a store that counts them: the
         // node's record answers without touching its port index.
@@ -1520,9 +1575,10 @@ fn shuffle_params(rng: &mut SmallRng, n: usize) -> (usize, usize) {
     }
 }
 
-/// A planned port as one number for [`NodeDelta::port_set`].
-fn port_key(network: usize, port: u16) -> u32 {
-    (u32::try_from(network).unwrap_or(u32::MAX >> 16) << 16) | u32::from(port)
+/// A planned port as one number for [`Deltas::ports`].
+fn planned_port_key(idx: NodeIdx, network: usize, port: u16) -> u64 {
+    let network = u64::try_from(network).unwrap_or(u64::from(u16::MAX)) & 0xffff;
+    (u64::from(idx) << 32) | (network << 16) | u64::from(port)
 }
 
 fn gcd(mut a: usize, mut b: usize) -> usize {
