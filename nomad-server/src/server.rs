@@ -2,7 +2,7 @@
 //! evaluations, scheduler workers, the plan applier and node liveness, and offers the
 //! operations the HTTP API (and embedders) call.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -11,11 +11,12 @@ use std::time::Duration;
 
 use nomad_core::job::{Job, JobType};
 use nomad_core::structs::{
-    status, DrainStrategy, Evaluation, Node, Plan, PlanResult, SchedulerConfiguration,
+    status, Allocation, DrainStrategy, Evaluation, Node, Plan, PlanResult, SchedulerConfiguration,
     ServiceRegistration,
 };
 use nomad_sched::{
-    evaluate_node_plan, Planner, SchedError, SchedState, Scheduler, SchedulerOptions,
+    evaluate_node_plan_with, NodeUsage, Planner, SchedError, SchedState, Scheduler,
+    SchedulerOptions,
 };
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
@@ -1024,21 +1025,118 @@ impl Server {
         }
     }
 
+    /// The plan applier's loop. Plans are checked one at a time, in arrival order, and
+    /// committed in that order; while one plan's commit is in flight the next is already
+    /// checked, against the latest state plus the placements of the plans still being
+    /// committed (as Nomad's applier does), so checking overlaps writing the log.
     async fn run_applier(self, mut rx: mpsc::Receiver<PlanRequest>) {
         let mut stop = self.shutdown_signal();
+        let mut in_flight: VecDeque<PlanInFlight> = VecDeque::new();
+        // Completion of the last commit started: the next one waits for it, so entries
+        // reach the log in the order their plans were checked.
+        let mut last_commit: Option<oneshot::Receiver<()>> = None;
         loop {
-            let req = tokio::select! {
-                r = rx.recv() => match r { Some(r) => r, None => return },
-                _ = stop.changed() => return,
+            let room = in_flight.len() < MAX_PLANS_IN_FLIGHT;
+            let front_done = async {
+                match in_flight.front_mut() {
+                    Some(f) => (&mut f.task).await,
+                    None => std::future::pending().await,
+                }
             };
-            let result = self.apply_plan(req.plan).await;
-            let _ = req.reply.send(result);
+            tokio::select! {
+                biased;
+                _ = stop.changed() => return,
+                done = front_done => {
+                    if let Some(f) = in_flight.pop_front() {
+                        let index = done.unwrap_or_else(|e| Err(ServerError::Storage(e.to_string())));
+                        f.finish(&self, index);
+                    }
+                }
+                r = rx.recv(), if room => {
+                    let Some(req) = r else { return };
+                    if let Some(f) = self.start_plan(req, &in_flight, &mut last_commit) {
+                        in_flight.push_back(f);
+                    }
+                }
+            }
         }
     }
 
-    /// The plan applier: re-checks every node of the plan against the latest state with
+    /// Checks one plan against the latest state and the plans in flight, and starts its
+    /// commit (after the commits before it); `None` when it was answered at once.
+    fn start_plan(
+        &self,
+        req: PlanRequest,
+        in_flight: &VecDeque<PlanInFlight>,
+        last_commit: &mut Option<oneshot::Receiver<()>>,
+    ) -> Option<PlanInFlight> {
+        let PlanRequest { plan, reply } = req;
+        self.inner
+            .metrics
+            .plans_submitted
+            .fetch_add(1, Ordering::Relaxed);
+        match self.inner.broker.outstanding(&plan.eval_id) {
+            Some(t) if t == plan.eval_token => {}
+            Some(_) => {
+                let _ = reply.send(Err(ServerError::TokenMismatch(plan.eval_id.clone())));
+                return None;
+            }
+            None => {
+                let _ = reply.send(Err(ServerError::NotOutstanding(plan.eval_id.clone())));
+                return None;
+            }
+        }
+        let snap = self.snapshot();
+        let overlay: Vec<&BTreeMap<String, Vec<Allocation>>> = in_flight
+            .iter()
+            .map(|f| &f.result.node_allocation)
+            .collect();
+        let checked = check_plan(&snap, plan, &overlay);
+        if checked.refused_nodes > 0 {
+            self.inner
+                .metrics
+                .node_plans_refused
+                .fetch_add(checked.refused_nodes, Ordering::Relaxed);
+        }
+        let refused = checked.refused_nodes > 0;
+        if checked.command.is_none() && (!refused || in_flight.is_empty()) {
+            let mut result = checked.result;
+            result.alloc_index = snap.index();
+            result.refresh_index = if refused { snap.index() } else { 0 };
+            let _ = reply.send(Ok(result));
+            return None;
+        }
+        // A refused plan must refresh past the plans it was checked against: its answer
+        // waits for their commits.
+        let (done_tx, done_rx) = oneshot::channel();
+        let previous = last_commit.replace(done_rx);
+        let me = self.clone();
+        let command = checked.command;
+        let task = tokio::spawn(async move {
+            if let Some(p) = previous {
+                let _ = p.await;
+            }
+            let index = match command {
+                Some(cmd) => me.apply(cmd).await.map(|a| a.index),
+                None => Ok(me.inner.state.index()),
+            };
+            let _ = done_tx.send(());
+            index
+        });
+        Some(PlanInFlight {
+            result: checked.result,
+            placed: checked.placed,
+            refused,
+            reply,
+            task,
+        })
+    }
+
+    /// One plan through the applier's check and commit on its own, without the queue
+    /// (what tests drive): re-checks every node of the plan against the latest state with
     /// the scheduler's node-fit check, commits what still fits (nothing, for an
     /// `all_at_once` plan with any refusal), and says which index to refresh to.
+    #[cfg(test)]
     pub(crate) async fn apply_plan(&self, plan: Plan) -> Result<PlanResult, ServerError> {
         self.inner
             .metrics
@@ -1050,98 +1148,26 @@ impl Server {
             None => return Err(ServerError::NotOutstanding(plan.eval_id.clone())),
         }
         let snap = self.snapshot();
-        let mut node_ids: Vec<&String> = plan
-            .node_allocation
-            .keys()
-            .chain(plan.node_update.keys())
-            .chain(plan.node_preemptions.keys())
-            .collect();
-        node_ids.sort();
-        node_ids.dedup();
-        let mut accepted: Vec<String> = Vec::new();
-        let mut refused = false;
-        for node_id in node_ids {
-            let placed = plan
-                .node_allocation
-                .get(node_id)
-                .map_or(&[][..], Vec::as_slice);
-            if placed.is_empty() {
-                accepted.push(node_id.clone());
-                continue;
-            }
-            let Some(node) = snap.node(node_id) else {
-                refused = true;
-                continue;
-            };
-            let removed: Vec<&str> = plan
-                .node_update
-                .get(node_id)
-                .into_iter()
-                .chain(plan.node_preemptions.get(node_id))
-                .flatten()
-                .map(|a| a.id.as_str())
-                .collect();
-            match evaluate_node_plan(&node, snap.node_allocs(node_id), &removed, placed) {
-                Ok(()) => accepted.push(node_id.clone()),
-                Err(e) => {
-                    tracing::debug!(node = %node_id, eval = %plan.eval_id, reason = %e, "node plan refused");
-                    self.inner
-                        .metrics
-                        .node_plans_refused
-                        .fetch_add(1, Ordering::Relaxed);
-                    refused = true;
-                }
-            }
+        let checked = check_plan(&snap, plan, &[]);
+        if checked.refused_nodes > 0 {
+            self.inner
+                .metrics
+                .node_plans_refused
+                .fetch_add(checked.refused_nodes, Ordering::Relaxed);
         }
-        if refused && plan.all_at_once {
-            accepted.clear();
-        }
-        let mut result = PlanResult::default();
-        let mut stops = Vec::new();
-        let mut placed = Vec::new();
-        for node_id in &accepted {
-            if let Some(v) = plan.node_update.get(node_id) {
-                stops.extend(v.iter().cloned());
-                result.node_update.insert(node_id.clone(), v.clone());
-            }
-            if let Some(v) = plan.node_preemptions.get(node_id) {
-                stops.extend(v.iter().cloned());
-                result.node_preemptions.insert(node_id.clone(), v.clone());
-            }
-            if let Some(v) = plan.node_allocation.get(node_id) {
-                placed.extend(v.iter().cloned());
-                result.node_allocation.insert(node_id.clone(), v.clone());
-            }
-        }
-        let commit_deployment = !(refused && plan.all_at_once);
-        if stops.is_empty()
-            && placed.is_empty()
-            && !(commit_deployment
-                && (plan.deployment.is_some() || !plan.deployment_updates.is_empty()))
-        {
+        let CheckedPlan {
+            mut result,
+            command,
+            refused_nodes,
+            placed: n_placed,
+        } = checked;
+        let refused = refused_nodes > 0;
+        let Some(command) = command else {
             result.alloc_index = snap.index();
             result.refresh_index = if refused { snap.index() } else { 0 };
             return Ok(result);
-        }
-        let n_placed = placed.len() as u64;
-        let (deployment, deployment_updates) = if commit_deployment {
-            (plan.deployment.clone(), plan.deployment_updates.clone())
-        } else {
-            (None, Vec::new())
         };
-        result.deployment.clone_from(&deployment);
-        result.deployment_updates.clone_from(&deployment_updates);
-        let applied = self
-            .apply(Command::ApplyPlan {
-                eval_id: plan.eval_id.clone(),
-                job: plan.job,
-                stops,
-                placed,
-                deployment,
-                deployment_updates,
-                time: now_nanos(),
-            })
-            .await?;
+        let applied = self.apply(command).await?;
         self.inner
             .metrics
             .allocs_placed
@@ -1240,6 +1266,215 @@ impl Server {
                     .await;
             }
         }
+    }
+}
+
+/// The most plans the applier keeps between check and commit.
+const MAX_PLANS_IN_FLIGHT: usize = 8;
+
+/// A checked plan whose commit is under way.
+struct PlanInFlight {
+    /// The answer, without its indexes; its placements are part of the state the next
+    /// plans are checked against until the commit is done.
+    result: PlanResult,
+    /// Allocations placed or updated by the commit.
+    placed: u64,
+    /// Some node's part of the plan was refused.
+    refused: bool,
+    reply: oneshot::Sender<Result<PlanResult, ServerError>>,
+    /// The commit; gives the index the plan's worker must refresh to.
+    task: tokio::task::JoinHandle<Result<u64, ServerError>>,
+}
+
+impl PlanInFlight {
+    /// Answers the worker once the commit is done.
+    fn finish(self, server: &Server, index: Result<u64, ServerError>) {
+        let answer = index.map(|index| {
+            server
+                .inner
+                .metrics
+                .allocs_placed
+                .fetch_add(self.placed, Ordering::Relaxed);
+            let mut result = self.result;
+            result.alloc_index = index;
+            if self.refused {
+                result.refresh_index = index;
+            }
+            result
+        });
+        let _ = self.reply.send(answer);
+    }
+}
+
+/// A plan after the applier's check: what to write to the log and what to answer.
+struct CheckedPlan {
+    /// What was accepted, for the worker (indexes filled in after the commit).
+    result: PlanResult,
+    /// The command committing the accepted part, `None` when nothing is to be written.
+    command: Option<Command>,
+    /// Node plans refused.
+    refused_nodes: u64,
+    /// Allocations placed or updated by the command.
+    placed: u64,
+}
+
+/// Re-checks every node of `plan` against `snap` with the scheduler's node-fit check,
+/// using the state's running usage totals and port indexes (so a node's check costs time
+/// in the size of its plan, not in its allocations), and builds the command committing
+/// what still fits: nothing of an `all_at_once` plan with any refusal. The accepted
+/// allocations go into the command without their job, which the command carries once.
+///
+/// `in_flight` holds the placements, by node, of the plans accepted before this one whose
+/// commits are still under way: a node's check counts those not yet in `snap` as placed.
+fn check_plan(
+    snap: &StateSnapshot,
+    mut plan: Plan,
+    in_flight: &[&BTreeMap<String, Vec<Allocation>>],
+) -> CheckedPlan {
+    let mut node_ids: Vec<String> = plan
+        .node_allocation
+        .keys()
+        .chain(plan.node_update.keys())
+        .chain(plan.node_preemptions.keys())
+        .cloned()
+        .collect();
+    node_ids.sort_unstable();
+    node_ids.dedup();
+    let mut accepted: Vec<String> = Vec::with_capacity(node_ids.len());
+    let mut refused_nodes = 0u64;
+    for node_id in node_ids {
+        let placed = plan
+            .node_allocation
+            .get(&node_id)
+            .map_or(&[][..], Vec::as_slice);
+        if placed.is_empty() {
+            accepted.push(node_id);
+            continue;
+        }
+        let fits = match (snap.node(&node_id), snap.node_idx(&node_id)) {
+            (Some(node), Some(idx)) => {
+                let removed: Vec<&str> = plan
+                    .node_update
+                    .get(&node_id)
+                    .into_iter()
+                    .chain(plan.node_preemptions.get(&node_id))
+                    .flatten()
+                    .map(|a| a.id.as_str())
+                    .collect();
+                let capacity = NodeUsage::capacity_of(&node);
+                let pending: Vec<&Allocation> = in_flight
+                    .iter()
+                    .filter_map(|m| m.get(&node_id))
+                    .flatten()
+                    .filter(|a| snap.alloc(&a.id).is_none())
+                    .collect();
+                if pending.is_empty() {
+                    evaluate_node_plan_with(
+                        &node,
+                        &capacity,
+                        &snap.node_usage(idx),
+                        snap.port_index(idx),
+                        snap.allocs_by_node(idx),
+                        &removed,
+                        placed,
+                    )
+                } else {
+                    // The node as it will be once the plans in flight are committed.
+                    let mut usage = snap.node_usage(idx);
+                    let mut ports = snap.port_index(idx).cloned();
+                    let mut existing = snap.allocs_by_node(idx).to_vec();
+                    for a in pending {
+                        usage.add(&NodeUsage::of_alloc(a));
+                        if let Some(p) = ports.as_mut().filter(|_| !a.terminal()) {
+                            let _ = p.add_alloc(a);
+                        }
+                        existing.push(Arc::new(a.clone()));
+                    }
+                    evaluate_node_plan_with(
+                        &node,
+                        &capacity,
+                        &usage,
+                        ports.as_ref(),
+                        &existing,
+                        &removed,
+                        placed,
+                    )
+                }
+                .map_err(|e| e.to_string())
+            }
+            _ => Err("node not found".to_string()),
+        };
+        match fits {
+            Ok(()) => accepted.push(node_id),
+            Err(reason) => {
+                tracing::debug!(node = %node_id, eval = %plan.eval_id, %reason, "node plan refused");
+                refused_nodes += 1;
+            }
+        }
+    }
+    if refused_nodes > 0 && plan.all_at_once {
+        accepted.clear();
+    }
+    let mut result = PlanResult::default();
+    let mut stops = Vec::new();
+    let mut placed = Vec::new();
+    for node_id in accepted {
+        if let Some(v) = plan.node_update.remove(&node_id) {
+            stops.extend(v.iter().cloned());
+            result.node_update.insert(node_id.clone(), v);
+        }
+        if let Some(v) = plan.node_preemptions.remove(&node_id) {
+            stops.extend(v.iter().cloned());
+            result.node_preemptions.insert(node_id.clone(), v);
+        }
+        if let Some(v) = plan.node_allocation.remove(&node_id) {
+            placed.reserve(v.len());
+            for a in &v {
+                let mut a = a.clone();
+                // The command carries the plan's job once; an allocation keeps its own
+                // only when the plan has none.
+                if plan.job.is_some() {
+                    a.job = None;
+                }
+                placed.push(a);
+            }
+            result.node_allocation.insert(node_id, v);
+        }
+    }
+    let commit_deployment = !(refused_nodes > 0 && plan.all_at_once);
+    let (deployment, deployment_updates) = if commit_deployment {
+        (
+            plan.deployment.take(),
+            std::mem::take(&mut plan.deployment_updates),
+        )
+    } else {
+        (None, Vec::new())
+    };
+    let n_placed = placed.len() as u64;
+    let command = if stops.is_empty()
+        && placed.is_empty()
+        && deployment.is_none()
+        && deployment_updates.is_empty()
+    {
+        None
+    } else {
+        result.deployment.clone_from(&deployment);
+        result.deployment_updates.clone_from(&deployment_updates);
+        Some(Command::ApplyPlan {
+            eval_id: plan.eval_id,
+            job: plan.job,
+            stops,
+            placed,
+            deployment,
+            deployment_updates,
+            time: now_nanos(),
+        })
+    };
+    CheckedPlan {
+        result,
+        command,
+        refused_nodes,
+        placed: n_placed,
     }
 }
 

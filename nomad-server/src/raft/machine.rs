@@ -188,7 +188,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
-        let effects = self.state.apply_batch(&batch);
+        let effects = self.state.apply_batch(batch);
         self.set_applied(last);
         Ok(effects)
     }

@@ -5,9 +5,10 @@
 //! purges are durable when they return, the committed log id is written without forcing a
 //! sync (it is an optimisation for replay on restart and may lag after a crash).
 
+use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use openraft::storage::{LogFlushed, RaftLogStorage};
 use openraft::{AnyError, LogId, LogState, RaftLogReader, StorageError, StorageIOError, Vote};
@@ -96,20 +97,102 @@ fn write_meta<T: serde::Serialize>(
     w.commit().map_err(any)
 }
 
+fn encode_entry(e: &Entry) -> Result<Vec<u8>, AnyError> {
+    serde_json::to_vec(e)
+        .map_err(|err| any(format!("encoding raft log entry {}: {err}", e.log_id.index)))
+}
+
 fn decode_entry(index: u64, bytes: &[u8]) -> Result<Entry, AnyError> {
     serde_json::from_slice(bytes)
         .map_err(|e| any(format!("raft log entry {index} is corrupt: {e}")))
 }
 
+/// Entries appended and not yet applied, kept decoded so that the state machine applies
+/// them without reading them back from `redb`. The file stays the record: an entry
+/// missing here (evicted, or never cached after a restart) is read from it.
+#[derive(Default)]
+struct RecentEntries {
+    entries: BTreeMap<u64, Entry>,
+}
+
+/// The most entries [`RecentEntries`] holds; beyond it the oldest are dropped (and read
+/// from the file when needed).
+const RECENT_MAX: usize = 4096;
+
+impl RecentEntries {
+    fn insert(&mut self, e: Entry) {
+        self.entries.insert(e.log_id.index, e);
+        while self.entries.len() > RECENT_MAX {
+            self.entries.pop_first();
+        }
+    }
+}
+
 /// The Raft log store. Cloning it is cheap; a clone is also the log reader replication uses.
+///
+/// The store itself is what the Raft core reads entries to apply from: those reads take
+/// the entries out of the recent-entry cache (each is applied once), while the readers
+/// handed to replication copy them and leave them for the state machine.
 #[derive(Clone)]
 pub(crate) struct LogStore {
     db: Arc<Database>,
+    recent: Arc<Mutex<RecentEntries>>,
+    /// Reads take entries out of the cache (the core's reads for the state machine).
+    takes: bool,
 }
 
 impl LogStore {
     pub(super) fn new(db: Arc<Database>) -> LogStore {
-        LogStore { db }
+        LogStore {
+            db,
+            recent: Arc::new(Mutex::new(RecentEntries::default())),
+            takes: true,
+        }
+    }
+
+    fn recent(&self) -> std::sync::MutexGuard<'_, RecentEntries> {
+        match self.recent.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        }
+    }
+
+    /// The entries of `range` the cache holds, taken or copied; `None` unless it holds
+    /// every one of them.
+    fn cached(&self, range: (Bound<u64>, Bound<u64>)) -> Option<Vec<Entry>> {
+        let mut recent = self.recent();
+        let start = match range.0 {
+            Bound::Included(s) => s,
+            Bound::Excluded(s) => s.checked_add(1)?,
+            Bound::Unbounded => return None,
+        };
+        let end = match range.1 {
+            Bound::Included(e) => e.checked_add(1)?,
+            Bound::Excluded(e) => e,
+            Bound::Unbounded => return None,
+        };
+        if end <= start {
+            return Some(Vec::new());
+        }
+        let held = recent.entries.range(start..end).count() as u64;
+        if held != end - start {
+            return None;
+        }
+        if self.takes {
+            let mut out = Vec::with_capacity(held as usize);
+            for i in start..end {
+                out.extend(recent.entries.remove(&i));
+            }
+            Some(out)
+        } else {
+            Some(
+                recent
+                    .entries
+                    .range(start..end)
+                    .map(|(_, e)| e.clone())
+                    .collect(),
+            )
+        }
     }
 }
 
@@ -122,8 +205,11 @@ impl RaftLogReader<TypeConfig> for LogStore {
         &mut self,
         range: RB,
     ) -> StoreResult<Vec<Entry>> {
-        let db = Arc::clone(&self.db);
         let bounds = owned_bounds(&range);
+        if let Some(entries) = self.cached(bounds) {
+            return Ok(entries);
+        }
+        let db = Arc::clone(&self.db);
         blocking(
             move || {
                 let r = db.begin_read().map_err(any)?;
@@ -166,7 +252,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn get_log_reader(&mut self) -> Self::LogReader {
-        self.clone()
+        LogStore {
+            takes: false,
+            ..self.clone()
+        }
     }
 
     async fn save_vote(&mut self, vote: &Vote<NodeId>) -> StoreResult<()> {
@@ -208,15 +297,15 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I: IntoIterator<Item = Entry> + Send,
         I::IntoIter: Send,
     {
-        let mut encoded = Vec::new();
-        for e in entries {
-            let bytes = serde_json::to_vec(&e)
-                .map_err(|err| StorageIOError::write_log_entry(e.log_id, any(err)))?;
-            encoded.push((e.log_id.index, bytes));
-        }
+        let entries: Vec<Entry> = entries.into_iter().collect();
         let db = Arc::clone(&self.db);
+        // Encoding and writing happen on the blocking pool, off the Raft core's task.
         let written = blocking(
             move || {
+                let mut encoded = Vec::with_capacity(entries.len());
+                for e in &entries {
+                    encoded.push((e.log_id.index, encode_entry(e)?));
+                }
                 let w = db.begin_write().map_err(any)?;
                 {
                     let mut log = w.open_table(LOG).map_err(any)?;
@@ -224,13 +313,20 @@ impl RaftLogStorage<TypeConfig> for LogStore {
                         log.insert(*i, bytes.as_slice()).map_err(any)?;
                     }
                 }
-                w.commit().map_err(any)
+                w.commit().map_err(any)?;
+                Ok(entries)
             },
             StorageIOError::write_logs,
         )
         .await;
         match written {
-            Ok(()) => {
+            Ok(entries) => {
+                {
+                    let mut recent = self.recent();
+                    for e in entries {
+                        recent.insert(e);
+                    }
+                }
                 callback.log_io_completed(Ok(()));
                 Ok(())
             }
@@ -242,6 +338,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn truncate(&mut self, log_id: LogId<NodeId>) -> StoreResult<()> {
+        drop(self.recent().entries.split_off(&log_id.index));
         let db = Arc::clone(&self.db);
         blocking(
             move || {
@@ -258,6 +355,15 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn purge(&mut self, log_id: LogId<NodeId>) -> StoreResult<()> {
+        {
+            let mut recent = self.recent();
+            let kept = log_id
+                .index
+                .checked_add(1)
+                .map(|next| recent.entries.split_off(&next))
+                .unwrap_or_default();
+            recent.entries = kept;
+        }
         let db = Arc::clone(&self.db);
         blocking(
             move || {

@@ -7,7 +7,8 @@ use std::sync::{Arc, RwLock};
 
 use nomad_core::job::Job;
 use nomad_core::structs::{
-    status, Allocation, Deployment, Evaluation, Node, SchedulerConfiguration, ServiceRegistration,
+    status, Allocation, Deployment, DeploymentStatusUpdate, Evaluation, Node,
+    SchedulerConfiguration, ServiceRegistration,
 };
 use nomad_net::PortIndex;
 use nomad_sched::{NodeIdx, NodeUsage, SchedState};
@@ -149,6 +150,15 @@ pub struct ApplyEffects {
     /// stay empty).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub batch: Vec<ApplyEffects>,
+}
+
+/// What [`StateData::put_plan`] commits besides the placements.
+struct PlanCommit<'a> {
+    job: Option<&'a Arc<Job>>,
+    stops: &'a [Allocation],
+    deployment: Option<Deployment>,
+    deployment_updates: &'a [DeploymentStatusUpdate],
+    time: i64,
 }
 
 impl StateData {
@@ -492,97 +502,20 @@ impl StateData {
                 deployment_updates,
                 time,
             } => {
-                let job_arc: Option<Arc<Job>> = job.as_ref().map(|j| {
-                    let k = key(j.namespace_or_default(), &j.id);
-                    match self.jobs.get(&k) {
-                        Some(cur)
-                            if cur.version == j.version
-                                && cur.job_modify_index == j.job_modify_index =>
-                        {
-                            Arc::clone(cur)
-                        }
-                        _ => Arc::clone(j),
-                    }
-                });
-                for s in stops {
-                    let Some(old) = self.allocs.get(&s.id).cloned() else {
-                        continue;
-                    };
-                    let mut a = old.as_ref().clone();
-                    a.desired_status.clone_from(&s.desired_status);
-                    a.desired_description.clone_from(&s.desired_description);
-                    if !s.client_status.is_empty() {
-                        a.client_status.clone_from(&s.client_status);
-                    }
-                    if !s.followup_eval_id.is_empty() {
-                        a.followup_eval_id.clone_from(&s.followup_eval_id);
-                    }
-                    if !s.preempted_by_allocation.is_empty() {
-                        a.preempted_by_allocation
-                            .clone_from(&s.preempted_by_allocation);
-                    }
-                    a.desired_transition = s.desired_transition.clone();
-                    a.modify_index = index;
-                    a.alloc_modify_index = index;
-                    a.modify_time = *time;
-                    if !old.terminal() && a.terminal() {
-                        fx.capacity_changed = true;
-                        if let Some(n) = self.node(&a.node_id) {
-                            fx.freed_classes.push(n.computed_class.clone());
-                        }
-                    }
-                    touched_jobs.push(key(&a.namespace, &a.job_id));
-                    self.put_alloc(Arc::new(a));
-                }
-                for p in placed {
-                    let mut a = p.clone();
-                    a.job = None;
-                    match self.allocs.get(&a.id) {
-                        Some(old) => {
-                            a.create_index = old.create_index;
-                            a.create_time = old.create_time;
-                            a.client_status.clone_from(&old.client_status);
-                            a.client_description.clone_from(&old.client_description);
-                            a.task_states.clone_from(&old.task_states);
-                        }
-                        None => {
-                            a.create_index = index;
-                            if a.create_time == 0 {
-                                a.create_time = *time;
-                            }
-                            if a.client_status.is_empty() {
-                                a.client_status = status::ALLOC_CLIENT_PENDING.to_string();
-                            }
-                        }
-                    }
-                    if a.desired_status.is_empty() {
-                        a.desired_status = status::ALLOC_DESIRED_RUN.to_string();
-                    }
-                    a.modify_index = index;
-                    a.alloc_modify_index = index;
-                    a.modify_time = *time;
-                    if let Some(j) = &job_arc {
-                        self.alloc_jobs.insert(a.id.clone(), Arc::clone(j));
-                    } else if let Some(j) = &p.job {
-                        self.alloc_jobs.insert(a.id.clone(), Arc::clone(j));
-                    }
-                    touched_jobs.push(key(&a.namespace, &a.job_id));
-                    self.put_alloc(Arc::new(a));
-                }
-                if !stops.is_empty() || !placed.is_empty() {
-                    self.touch(Table::Allocs, index);
-                }
-                if let Some(d) = deployment {
-                    self.put_deployment(index, d.clone());
-                }
-                for u in deployment_updates {
-                    if let Some(d) = self.deployments.get(&u.deployment_id).cloned() {
-                        let mut d = d.as_ref().clone();
-                        d.status.clone_from(&u.status);
-                        d.status_description.clone_from(&u.status_description);
-                        self.put_deployment(index, d);
-                    }
-                }
+                let plan = PlanCommit {
+                    job: job.as_ref(),
+                    stops,
+                    deployment: deployment.clone(),
+                    deployment_updates,
+                    time: *time,
+                };
+                self.put_plan(
+                    index,
+                    plan,
+                    placed.iter().cloned(),
+                    &mut fx,
+                    &mut touched_jobs,
+                );
             }
             Command::ClientUpdateAllocs {
                 allocs,
@@ -670,13 +603,175 @@ impl StateData {
             }
             Command::Noop | Command::Batch { .. } => {}
         }
+        self.refresh_touched(index, touched_jobs);
+        fx
+    }
+
+    /// Like [`StateData::apply`], taking the command by value: a plan's allocations move
+    /// into the tables instead of being copied.
+    pub fn apply_owned(&mut self, index: u64, cmd: Command) -> ApplyEffects {
+        match cmd {
+            Command::Batch { commands } => ApplyEffects {
+                batch: commands
+                    .into_iter()
+                    .map(|c| self.apply_owned(index, c))
+                    .collect(),
+                ..ApplyEffects::default()
+            },
+            Command::ApplyPlan {
+                eval_id: _,
+                job,
+                stops,
+                placed,
+                deployment,
+                deployment_updates,
+                time,
+            } => {
+                let mut fx = ApplyEffects::default();
+                self.index = self.index.max(index);
+                let mut touched_jobs = Vec::new();
+                let plan = PlanCommit {
+                    job: job.as_ref(),
+                    stops: &stops,
+                    deployment,
+                    deployment_updates: &deployment_updates,
+                    time,
+                };
+                self.put_plan(index, plan, placed, &mut fx, &mut touched_jobs);
+                self.refresh_touched(index, touched_jobs);
+                fx
+            }
+            other => self.apply(index, &other),
+        }
+    }
+
+    /// Refreshes the status (and deployment counts) of the jobs a command touched.
+    fn refresh_touched(&mut self, index: u64, mut touched_jobs: Vec<Key>) {
         touched_jobs.sort();
         touched_jobs.dedup();
         for k in touched_jobs {
             self.refresh_deployment_counts(index, &k);
             self.refresh_job_status(index, &k);
         }
-        fx
+    }
+
+    /// Commits the accepted part of a plan: stops, placements (each allocation stored
+    /// once, without its job, which the allocation-to-job table holds as one shared
+    /// version), and deployment changes.
+    fn put_plan(
+        &mut self,
+        index: u64,
+        plan: PlanCommit<'_>,
+        placed: impl IntoIterator<Item = Allocation>,
+        fx: &mut ApplyEffects,
+        touched_jobs: &mut Vec<Key>,
+    ) {
+        let PlanCommit {
+            job,
+            stops,
+            deployment,
+            deployment_updates,
+            time,
+        } = plan;
+        let time = &time;
+        let job_arc: Option<Arc<Job>> = job.map(|j| {
+            let k = key(j.namespace_or_default(), &j.id);
+            match self.jobs.get(&k) {
+                Some(cur)
+                    if cur.version == j.version && cur.job_modify_index == j.job_modify_index =>
+                {
+                    Arc::clone(cur)
+                }
+                _ => Arc::clone(j),
+            }
+        });
+        let mut any = !stops.is_empty();
+        for s in stops {
+            let Some(old) = self.allocs.get(&s.id).cloned() else {
+                continue;
+            };
+            let mut a = old.as_ref().clone();
+            a.desired_status.clone_from(&s.desired_status);
+            a.desired_description.clone_from(&s.desired_description);
+            if !s.client_status.is_empty() {
+                a.client_status.clone_from(&s.client_status);
+            }
+            if !s.followup_eval_id.is_empty() {
+                a.followup_eval_id.clone_from(&s.followup_eval_id);
+            }
+            if !s.preempted_by_allocation.is_empty() {
+                a.preempted_by_allocation
+                    .clone_from(&s.preempted_by_allocation);
+            }
+            a.desired_transition = s.desired_transition.clone();
+            a.modify_index = index;
+            a.alloc_modify_index = index;
+            a.modify_time = *time;
+            if !old.terminal() && a.terminal() {
+                fx.capacity_changed = true;
+                if let Some(n) = self.node(&a.node_id) {
+                    fx.freed_classes.push(n.computed_class.clone());
+                }
+            }
+            touched_jobs.push(key(&a.namespace, &a.job_id));
+            self.put_alloc(Arc::new(a));
+        }
+        let mut last_job: Option<Key> = None;
+        for mut a in placed {
+            any = true;
+            let own_job = a.job.take();
+            match self.allocs.get(&a.id) {
+                Some(old) => {
+                    a.create_index = old.create_index;
+                    a.create_time = old.create_time;
+                    a.client_status.clone_from(&old.client_status);
+                    a.client_description.clone_from(&old.client_description);
+                    a.task_states.clone_from(&old.task_states);
+                }
+                None => {
+                    a.create_index = index;
+                    if a.create_time == 0 {
+                        a.create_time = *time;
+                    }
+                    if a.client_status.is_empty() {
+                        a.client_status = status::ALLOC_CLIENT_PENDING.to_string();
+                    }
+                }
+            }
+            if a.desired_status.is_empty() {
+                a.desired_status = status::ALLOC_DESIRED_RUN.to_string();
+            }
+            a.modify_index = index;
+            a.alloc_modify_index = index;
+            a.modify_time = *time;
+            if let Some(j) = job_arc.as_ref().or(own_job.as_ref()) {
+                self.alloc_jobs.insert(a.id.clone(), Arc::clone(j));
+            }
+            // Placements of one plan belong to one job: push its key once.
+            if last_job
+                .as_ref()
+                .is_none_or(|k| k.1 != a.job_id || k.0 != ns_or_default(&a.namespace))
+            {
+                let k = key(&a.namespace, &a.job_id);
+                touched_jobs.push(k.clone());
+                last_job = Some(k);
+            }
+            self.put_alloc(Arc::new(a));
+        }
+        if any {
+            self.touch(Table::Allocs, index);
+        }
+        if let Some(d) = deployment {
+            self.put_deployment(index, d);
+        }
+        for u in deployment_updates {
+            if let Some(d) = self.deployments.get(&u.deployment_id).cloned() {
+                let mut d = d.as_ref().clone();
+                d.status.clone_from(&u.status);
+                d.status_description.clone_from(&u.status_description);
+                self.put_deployment(index, d);
+            }
+        }
     }
 
     fn alloc_is_system(&self, a: &Allocation) -> bool {
@@ -1306,9 +1401,12 @@ impl StateStore {
 
     /// Applies a batch of commands (already durable in the log) and publishes the result
     /// at once; returns each command's effects.
-    pub fn apply_batch(&self, entries: &[(u64, Command)]) -> Vec<ApplyEffects> {
+    pub fn apply_batch(&self, entries: Vec<(u64, Command)>) -> Vec<ApplyEffects> {
         let mut data = self.snapshot().0.as_ref().clone();
-        let fx = entries.iter().map(|(i, c)| data.apply(*i, c)).collect();
+        let fx = entries
+            .into_iter()
+            .map(|(i, c)| data.apply_owned(i, c))
+            .collect();
         self.publish(data);
         fx
     }

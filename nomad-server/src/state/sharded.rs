@@ -7,16 +7,20 @@ use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 /// First-level shards; each holds up to `INNER` second-level maps, made when first written.
-const OUTER: usize = 256;
-const INNER: usize = 256;
+/// Many small first-level shards: a plan's thousand writes touch about as many of them,
+/// each copying `INNER` pointers, instead of copying every one of fewer, larger ones.
+const OUTER: usize = 4096;
+const INNER: usize = 16;
 
-type Shard<V> = Arc<HashMap<String, Arc<V>>>;
+/// A second-level map. Keys are shared strings, so copying a map copies pointers only.
+type Shard<V> = Arc<HashMap<Arc<str>, Arc<V>>>;
 type Outer<V> = Arc<Vec<Shard<V>>>;
 
 /// A map from string keys to shared values in two levels of copy-on-write shards: a
-/// clone is one pointer copy, and a write after a clone copies one first-level vector of
-/// `INNER` pointers and one small map, so a plan of a thousand allocations copies a few
-/// percent of a million-allocation table instead of all of it.
+/// clone is one pointer copy, and a write after a clone copies the top-level vector of
+/// `OUTER` pointers once, one first-level vector of `INNER` pointers and one small map,
+/// so a plan of a thousand allocations copies a few percent of a million-allocation
+/// table instead of all of it.
 #[derive(Debug)]
 pub(crate) struct ShardedMap<V> {
     shards: Arc<Vec<Outer<V>>>,
@@ -54,7 +58,7 @@ impl<V> ShardedMap<V> {
         self.shards.get(o)?.get(i)
     }
 
-    fn shard_mut(&mut self, key: &str) -> Option<&mut HashMap<String, Arc<V>>> {
+    fn shard_mut(&mut self, key: &str) -> Option<&mut HashMap<Arc<str>, Arc<V>>> {
         let (o, i) = shard_of(key);
         let outer = Arc::make_mut(Arc::make_mut(&mut self.shards).get_mut(o)?);
         if outer.is_empty() {
@@ -70,7 +74,10 @@ impl<V> ShardedMap<V> {
     pub(crate) fn insert(&mut self, key: String, value: Arc<V>) -> Option<Arc<V>> {
         let prev = self
             .shard_mut(&key)
-            .and_then(|shard| shard.insert(key, value));
+            .and_then(|shard| match shard.get_mut(key.as_str()) {
+                Some(slot) => Some(std::mem::replace(slot, value)),
+                None => shard.insert(Arc::from(key), value),
+            });
         if prev.is_none() {
             self.len += 1;
         }

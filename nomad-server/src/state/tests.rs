@@ -21,7 +21,7 @@ fn alloc(id: &str, node: &str, job: &str) -> Allocation {
 }
 
 fn place(store: &StateStore, index: u64, allocs: Vec<Allocation>) {
-    store.apply_batch(&[(
+    store.apply_batch(vec![(
         index,
         Command::ApplyPlan {
             eval_id: "e".into(),
@@ -38,7 +38,7 @@ fn place(store: &StateStore, index: u64, allocs: Vec<Allocation>) {
 #[test]
 fn snapshots_are_isolated_from_later_writes() {
     let store = StateStore::new();
-    store.apply_batch(&[(
+    store.apply_batch(vec![(
         1,
         Command::UpsertNode {
             node: Box::new(sim_node(0)),
@@ -47,7 +47,7 @@ fn snapshots_are_isolated_from_later_writes() {
     place(&store, 2, vec![alloc("a1", "node-0", "web")]);
     let snap = store.snapshot();
     place(&store, 3, vec![alloc("a2", "node-0", "web")]);
-    store.apply_batch(&[(
+    store.apply_batch(vec![(
         4,
         Command::UpsertNode {
             node: Box::new(sim_node(1)),
@@ -71,7 +71,7 @@ fn job_versions_bump_only_on_change() {
     let store = StateStore::new();
     let job = sim_job("web", 2);
     let up = |i, j: &nomad_core::job::Job| {
-        store.apply_batch(&[(
+        store.apply_batch(vec![(
             i,
             Command::UpsertJob {
                 job: Box::new(j.clone()),
@@ -99,7 +99,7 @@ fn job_versions_bump_only_on_change() {
 #[tokio::test]
 async fn blocking_watch_wakes_on_change_of_its_table() {
     let store = Arc::new(StateStore::new());
-    store.apply_batch(&[(
+    store.apply_batch(vec![(
         1,
         Command::UpsertNode {
             node: Box::new(sim_node(0)),
@@ -112,7 +112,7 @@ async fn blocking_watch_wakes_on_change_of_its_table() {
     });
     tokio::time::sleep(Duration::from_millis(20)).await;
     // A write to another table does not count.
-    store.apply_batch(&[(
+    store.apply_batch(vec![(
         2,
         Command::UpsertNode {
             node: Box::new(sim_node(1)),
@@ -120,7 +120,7 @@ async fn blocking_watch_wakes_on_change_of_its_table() {
     )]);
     tokio::time::sleep(Duration::from_millis(20)).await;
     assert!(!waiter.is_finished());
-    store.apply_batch(&[(
+    store.apply_batch(vec![(
         3,
         Command::UpsertEvals {
             evals: vec![Evaluation {
@@ -136,7 +136,7 @@ async fn blocking_watch_wakes_on_change_of_its_table() {
 #[tokio::test(start_paused = true)]
 async fn blocking_watch_returns_at_deadline() {
     let store = StateStore::new();
-    store.apply_batch(&[(1, Command::Noop)]);
+    store.apply_batch(vec![(1, Command::Noop)]);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     let snap = store.watch_tables(&[Table::Jobs], 7, deadline).await;
     assert_eq!(snap.index(), 1);
@@ -146,7 +146,7 @@ async fn blocking_watch_returns_at_deadline() {
 fn persisted_state_round_trips() {
     let store = StateStore::new();
     let job = sim_job("web", 1);
-    store.apply_batch(&[
+    store.apply_batch(vec![
         (
             1,
             Command::UpsertNode {
@@ -162,7 +162,7 @@ fn persisted_state_round_trips() {
             },
         ),
     ]);
-    store.apply_batch(&[(
+    store.apply_batch(vec![(
         3,
         Command::ApplyPlan {
             eval_id: "e".into(),
