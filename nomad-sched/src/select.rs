@@ -357,6 +357,10 @@ pub(crate) struct EvalCtx<'s, S: SchedState + ?Sized> {
     known_bad: Vec<Vec<u64>>,
     /// The figures of the last placement, kept to reuse their buffers.
     stats_scratch: SelectStats,
+    /// Buffers of the walk kept between placements: full nodes seen, low-scoring options
+    /// set aside.
+    exhausted_scratch: Vec<NodeIdx>,
+    skipped_scratch: Vec<Offer>,
 }
 
 impl<'s, S: SchedState + ?Sized> EvalCtx<'s, S> {
@@ -412,6 +416,8 @@ impl<'s, S: SchedState + ?Sized> EvalCtx<'s, S> {
             class_names: FastMap::default(),
             known_bad: Vec::new(),
             stats_scratch: SelectStats::default(),
+            exhausted_scratch: Vec::new(),
+            skipped_scratch: Vec::new(),
         };
         for tg in &job.task_groups {
             let mut spec = ctx.compile_group(&job, tg, classes);
@@ -1018,8 +1024,10 @@ impl<'s, S: SchedState + ?Sized> EvalCtx<'s, S> {
                 1.0 - u as f64 / c as f64
             }
         };
-        let total = 10f64.powf(free(used_after.cpu, cap.cpu))
-            + 10f64.powf(free(used_after.memory_mb, cap.memory_mb));
+        // 10^x as e^(x ln 10): the same value, one exponential instead of a general power.
+        let pow10 = |x: f64| (x * std::f64::consts::LN_10).exp();
+        let total =
+            pow10(free(used_after.cpu, cap.cpu)) + pow10(free(used_after.memory_mb, cap.memory_mb));
         let fit = if self.spread_algorithm {
             total - 2.0
         } else {
@@ -1212,6 +1220,7 @@ impl<'s, S: SchedState + ?Sized> EvalCtx<'s, S> {
         if chosen.is_none() && preemption {
             chosen = self.preempt(g, &exhausted);
         }
+        self.exhausted_scratch = exhausted;
         let detailed = chosen.is_none() || self.opts.detailed_metrics;
         let metric = self.metric(g, stats, detailed);
         (chosen, metric)
@@ -1250,9 +1259,11 @@ impl<'s, S: SchedState + ?Sized> EvalCtx<'s, S> {
         let top_k = self.opts.score_meta_top_k;
         let mut stats = std::mem::take(&mut self.stats_scratch);
         stats.reset();
-        let mut exhausted = Vec::new();
+        let mut exhausted = std::mem::take(&mut self.exhausted_scratch);
+        exhausted.clear();
         let mut best: Option<Offer> = None;
-        let mut skipped: Vec<Offer> = Vec::new();
+        let mut skipped = std::mem::take(&mut self.skipped_scratch);
+        skipped.clear();
         let mut taken = 0usize;
         let mut stepped_over = false;
         let offer = |opt: Offer, stats: &mut SelectStats, best: &mut Option<Offer>| {
@@ -1296,13 +1307,14 @@ impl<'s, S: SchedState + ?Sized> EvalCtx<'s, S> {
                 break;
             }
         }
-        for opt in skipped {
+        for opt in skipped.drain(..) {
             if taken >= limit {
                 break;
             }
             offer(opt, &mut stats, &mut best);
             taken += 1;
         }
+        self.skipped_scratch = skipped;
         (best, stats, exhausted, stepped_over)
     }
 
