@@ -546,11 +546,16 @@ pub struct AssignedPort {
 impl AssignedPort {
     /// The flat form stored in an allocation's shared resources.
     pub fn mapping(&self) -> AllocatedPortMapping {
+        self.clone().into_mapping()
+    }
+
+    /// [`AssignedPort::mapping`], moving the label and address instead of copying them.
+    pub fn into_mapping(self) -> AllocatedPortMapping {
         AllocatedPortMapping {
-            label: self.label.clone(),
+            label: self.label,
             value: self.value,
             to: self.to,
-            host_ip: self.host_ip.clone(),
+            host_ip: self.host_ip,
         }
     }
 }

@@ -17,6 +17,7 @@ use crate::reconcile::{self, desc, AllocView, Place, ReconcileInput, Reconciled}
 use crate::select::{Chosen, EvalCtx, SelectOptions};
 use crate::state::{NodeIdx, Planner, SchedState};
 use crate::SchedError;
+use nomad_net::AssignedPort;
 
 /// Settings of a [`Scheduler`].
 #[derive(Debug, Clone)]
@@ -400,7 +401,7 @@ impl Scheduler {
             }
             let (chosen, mut metric) = ctx.select(g, preemption);
             att.nodes_evaluated += u64::from(metric.nodes_evaluated);
-            let Some(chosen) = chosen else {
+            let Some(mut chosen) = chosen else {
                 metric.nodes_available = ctx.nodes_available();
                 metric.nodes_in_pool = ctx.source_len() as u32;
                 att.failed.insert(p.group.clone(), metric);
@@ -415,7 +416,7 @@ impl Scheduler {
                 g,
                 &templates[g],
                 p,
-                &chosen,
+                &mut chosen,
                 metric,
                 now,
                 deployment_id.as_deref(),
@@ -623,7 +624,7 @@ impl Scheduler {
             let name = ctx.groups[g].name.clone();
             let (chosen, mut metric) = ctx.select_on(g, idx, preemption);
             att.nodes_evaluated += u64::from(metric.nodes_evaluated);
-            let Some(chosen) = chosen else {
+            let Some(mut chosen) = chosen else {
                 match att.failed.get_mut(&name) {
                     Some(m) => m.coalesced_failures += 1,
                     None => {
@@ -650,7 +651,7 @@ impl Scheduler {
                 g,
                 &templates[g],
                 place,
-                &chosen,
+                &mut chosen,
                 metric,
                 now,
                 None,
@@ -797,7 +798,7 @@ fn build_alloc<S: SchedState + ?Sized>(
     g: usize,
     template: &AllocatedResources,
     p: Place,
-    chosen: &Chosen,
+    chosen: &mut Chosen,
     metric: AllocMetric,
     now: i64,
     deployment_id: Option<&str>,
@@ -828,7 +829,9 @@ fn build_alloc<S: SchedState + ?Sized>(
             n.ip.clone_from(&a.host_ip);
         }
         ar.shared.networks = vec![n];
-        ar.shared.ports = chosen.ports.iter().map(|a| a.mapping()).collect();
+        // The chosen ports are not needed after this: their strings move.
+        let ports = std::mem::take(&mut chosen.ports);
+        ar.shared.ports = ports.into_iter().map(AssignedPort::into_mapping).collect();
     }
     for (t, devs) in ctx.groups[g].tasks.iter().zip(&chosen.devices) {
         if let Some(tr) = ar.tasks.get_mut(&t.name) {
@@ -836,7 +839,6 @@ fn build_alloc<S: SchedState + ?Sized>(
         }
     }
     let id = uuid(&mut ctx.rng);
-    let tg_name = ctx.groups[g].name.clone();
     let mut alloc = Allocation {
         id,
         namespace: job.namespace_or_default().to_string(),
@@ -846,7 +848,7 @@ fn build_alloc<S: SchedState + ?Sized>(
         node_name,
         job_id: job.id.clone(),
         job: None,
-        task_group: tg_name.clone(),
+        task_group: p.group,
         allocated_resources: Some(ar),
         metrics: Some(metric),
         desired_status: status::ALLOC_DESIRED_RUN.to_string(),
@@ -860,7 +862,7 @@ fn build_alloc<S: SchedState + ?Sized>(
         alloc.previous_allocation.clone_from(&prev.id);
         if p.reschedule {
             let policy = job
-                .group(&tg_name)
+                .group(&alloc.task_group)
                 .and_then(|g| g.reschedule_policy.as_ref());
             alloc.reschedule_tracker = Some(reconcile::next_tracker(prev, policy, now));
         }
@@ -873,7 +875,7 @@ fn build_alloc<S: SchedState + ?Sized>(
                 ..AllocDeploymentStatus::default()
             });
             if let Some(dep) = deployment.as_mut() {
-                if let Some(s) = dep.task_groups.get_mut(&tg_name) {
+                if let Some(s) = dep.task_groups.get_mut(&alloc.task_group) {
                     s.placed_allocs += 1;
                     if p.canary {
                         s.placed_canaries.push(alloc.id.clone());
