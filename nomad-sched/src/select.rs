@@ -348,6 +348,10 @@ pub(crate) struct EvalCtx<'s, S: SchedState + ?Sized> {
     group_counts: Vec<FastMap<NodeIdx, u32>>,
     props: Vec<PropSet>,
     source: &'s [NodeIdx],
+    /// `source[i] == i` for every position (every node of the snapshot is ready, in
+    /// order): the walk then uses positions directly instead of reading the list, one
+    /// memory access less per visited node on a large cluster.
+    source_is_identity: bool,
     cursor: usize,
     stride: usize,
     pub(crate) limit: usize,
@@ -409,6 +413,7 @@ impl<'s, S: SchedState + ?Sized> EvalCtx<'s, S> {
             group_counts: Vec::new(),
             props: Vec::new(),
             source,
+            source_is_identity: source.iter().enumerate().all(|(i, &idx)| idx as usize == i),
             cursor,
             stride,
             limit,
@@ -1283,7 +1288,11 @@ impl<'s, S: SchedState + ?Sized> EvalCtx<'s, S> {
             }
         };
         for _ in 0..n {
-            let idx = self.source[self.cursor];
+            let idx = if self.source_is_identity {
+                self.cursor as NodeIdx
+            } else {
+                self.source[self.cursor]
+            };
             // `stride < n`: one subtraction instead of a division per visited node.
             self.cursor += self.stride;
             if self.cursor >= n {
