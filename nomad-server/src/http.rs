@@ -128,9 +128,7 @@ impl Server {
     /// would: for an agent that serves the API on a listener of its own and hands the
     /// server's routes over without another network hop.
     pub async fn handle_http<B: RequestBody>(&self, req: Request<B>) -> Response<Full<Bytes>> {
-        self.metrics()
-            .http_requests
-            .fetch_add(1, Ordering::Relaxed);
+        self.metrics().http_requests.fetch_add(1, Ordering::Relaxed);
         match route(self, req).await {
             Ok(mut r) => {
                 leader_headers(self, &mut r);

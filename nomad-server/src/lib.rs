@@ -46,8 +46,8 @@ pub use blocked::BlockedEvals;
 pub use broker::{BrokerConfig, BrokerStats, EvalBroker};
 pub use deploy::{desc as deployment_desc, DeploymentUpdate, TRIGGER_DEPLOYMENT_WATCHER};
 pub use error::ServerError;
-pub use log::{Applied, LogFuture, ReplicatedLog};
 pub use http::RequestBody;
+pub use log::{Applied, LogFuture, ReplicatedLog};
 pub use plan::{DryRun, GroupUpdates};
 pub use raft::{
     Entry, InProcessClient, InProcessFactory, InProcessNetwork, LogOptions, Node, NodeId, RaftLog,
