@@ -460,6 +460,27 @@ impl Client {
         .await
     }
 
+    /// `POST /v1/job/:id/revert`: registers `version` again as the job's next version;
+    /// with `enforce_prior`, only while that version is the current one.
+    pub async fn revert_job(
+        &self,
+        id: &str,
+        version: u64,
+        enforce_prior: Option<u64>,
+    ) -> Result<JobRegisterResponse, Error> {
+        let mut body = json!({ "JobID": id, "JobVersion": version });
+        if let Some(v) = enforce_prior {
+            body["EnforcePriorVersion"] = json!(v);
+        }
+        self.write(
+            Method::POST,
+            &Self::job_path(id, "revert"),
+            &QueryOptions::default(),
+            Some(&body),
+        )
+        .await
+    }
+
     /// `GET /v1/job/:id/allocations`.
     pub async fn job_allocations(
         &self,

@@ -69,6 +69,19 @@ pub(crate) enum JobCommand {
         /// The job ID or prefix.
         id: String,
     },
+    /// Submit an earlier version of a job again, as its next version.
+    Revert {
+        /// Return after submitting, without following the evaluation.
+        #[arg(long)]
+        detach: bool,
+        /// Show full IDs.
+        #[arg(long)]
+        verbose: bool,
+        /// The job ID or prefix.
+        id: String,
+        /// The version to go back to (`nomad job status` and the versions API list them).
+        version: u64,
+    },
 }
 
 /// A job file and the values its variables take.
@@ -119,7 +132,8 @@ pub(crate) fn run(cmd: JobCommand, flags: &crate::api::ApiFlags) -> anyhow::Resu
         JobCommand::Run { output: false, .. }
         | JobCommand::Status { .. }
         | JobCommand::Stop { .. }
-        | JobCommand::Inspect { .. } => on_server(cmd),
+        | JobCommand::Inspect { .. }
+        | JobCommand::Revert { .. } => on_server(cmd),
         JobCommand::Run { file, .. } => {
             let job = match load(&file) {
                 Ok(job) => job,

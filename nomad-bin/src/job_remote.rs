@@ -93,6 +93,33 @@ pub(crate) async fn run(cmd: JobCommand, api: &Api) -> anyhow::Result<ExitCode> 
             crate::job::print_out(&serde_json::to_string_pretty(&v)?)?;
             Ok(ExitCode::SUCCESS)
         }
+        JobCommand::Revert {
+            detach,
+            verbose,
+            id,
+            version,
+        } => {
+            let job = match find_job(api, &id).await? {
+                Some(j) => j,
+                None => return Ok(ExitCode::from(1)),
+            };
+            let resp = api
+                .client
+                .revert_job(&job.id, version, None)
+                .await
+                .map_err(|e| api.explain("Error retrieving job versions", e))?;
+            if detach || resp.eval_id.is_empty() {
+                if !resp.eval_id.is_empty() {
+                    println!("Evaluation ID: {}", resp.eval_id);
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
+            let job = match find_job(api, &job.id).await? {
+                Some(j) => j,
+                None => return Ok(ExitCode::from(1)),
+            };
+            monitor(api, &resp.eval_id, &job, verbose).await
+        }
         JobCommand::Validate(_) => Ok(ExitCode::SUCCESS),
     }
 }

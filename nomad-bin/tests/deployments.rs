@@ -351,3 +351,45 @@ fn a_failing_version_fails_its_deployment_and_reverts_to_the_stable_one() {
     assert!(out.status.success(), "{}", text(&out));
     assert!(text(&out).contains("Evaluation ID:"), "{}", text(&out));
 }
+
+#[test]
+fn job_revert_submits_an_earlier_version_again() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let agent = Agent::start(dir.path());
+    let out = agent.run("v0.hcl", &job("0", UP, ""), &[]);
+    assert!(out.status.success(), "v0: {}\n{}", text(&out), agent.log());
+    let out = agent.run("v1.hcl", &job("1", UP, ""), &[]);
+    assert!(out.status.success(), "v1: {}\n{}", text(&out), agent.log());
+    assert_eq!(agent.get("/v1/job/web")["Version"], 1);
+
+    // The current version is refused, naming why.
+    let out = agent.nomad(&["job", "revert", "web", "1"]);
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("can't revert to current version"),
+        "{}",
+        text(&out)
+    );
+    // A version that never existed is refused too.
+    let out = agent.nomad(&["job", "revert", "web", "7"]);
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("version 7 not found"), "{}", text(&out));
+
+    // Going back to version 0 registers version 2 with version 0's groups and follows its
+    // deployment to the end.
+    let out = agent.nomad(&["job", "revert", "web", "0"]);
+    assert!(out.status.success(), "{}\n{}", text(&out), agent.log());
+    let versions = agent.get("/v1/job/web/versions")["Versions"].clone();
+    let by_version = |v: u64| {
+        versions
+            .as_array()
+            .and_then(|vs| vs.iter().find(|j| j["Version"] == v).cloned())
+            .unwrap_or(Value::Null)
+    };
+    assert_eq!(by_version(2)["TaskGroups"], by_version(0)["TaskGroups"]);
+    assert_ne!(by_version(2)["TaskGroups"], by_version(1)["TaskGroups"]);
+    agent.wait_until("every allocation on version 2", |a| {
+        let v = a.running_versions("web");
+        v.len() == 3 && v.iter().all(|v| *v == 2)
+    });
+}

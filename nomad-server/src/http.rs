@@ -415,6 +415,10 @@ async fn route<B: RequestBody>(server: &Server, req: Request<B>) -> HResult {
                 Some(r.index),
             )
         }
+        ["v1", "job", id, "revert"] if put => {
+            let body = parse_json_body(&read_body(server, req).await?)?;
+            job_revert(server, &q, &body, id).await
+        }
         ["v1", "job", id, sub] if get => job_sub(server, q, id, sub).await,
         ["v1", "nodes"] if get => {
             blocking(server, &q, &[Table::Nodes], |s| {
@@ -989,6 +993,50 @@ fn node_stub(n: &Node, resources: bool) -> Value {
         }
     }
     v
+}
+
+/// `PUT /v1/job/:id/revert`: registers an earlier version of the job again, as its next
+/// version (`JobVersion`, optionally `EnforcePriorVersion`, the version that must be current).
+async fn job_revert(server: &Server, q: &Query, body: &Value, id: &str) -> HResult {
+    let body_id: String = field(body, "JobID")?;
+    if !body_id.is_empty() && body_id != id {
+        return Err(HttpError::bad("Job ID does not match"));
+    }
+    let version: u64 = field(body, "JobVersion")?;
+    let enforce: Option<u64> = field(body, "EnforcePriorVersion")?;
+    let snap = server.snapshot();
+    let cur = snap
+        .job(&q.namespace, id)
+        .ok_or_else(|| HttpError::not_found("job"))?;
+    let current = cur.version.unwrap_or(0);
+    if current == version {
+        return Err(HttpError::bad("can't revert to current version"));
+    }
+    if let Some(want) = enforce {
+        if want != current {
+            return Err(HttpError::bad(format!(
+                "current job has version {current}; enforcing version {want}"
+            )));
+        }
+    }
+    let target = snap
+        .job_versions(&q.namespace, id)
+        .into_iter()
+        .find(|j| j.version.unwrap_or(0) == version)
+        .ok_or_else(|| {
+            HttpError(
+                StatusCode::NOT_FOUND,
+                format!("job {id:?} at version {version} not found"),
+            )
+        })?;
+    let mut job = target.as_ref().clone();
+    job.job_modify_index = cur.job_modify_index;
+    let mut request = json!({ "Job": to_value(&job)? });
+    if enforce.is_some() {
+        request["EnforceIndex"] = json!(true);
+        request["JobModifyIndex"] = json!(cur.job_modify_index.unwrap_or(0));
+    }
+    job_register(server, q, &request, Some(id)).await
 }
 
 async fn job_register(server: &Server, q: &Query, body: &Value, path_id: Option<&str>) -> HResult {
