@@ -2,7 +2,7 @@
 //! evaluations, scheduler workers, the plan applier and node liveness, and offers the
 //! operations the HTTP API (and embedders) call.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -1025,50 +1025,62 @@ impl Server {
         }
     }
 
-    /// The plan applier's loop. Plans are checked one at a time, in arrival order, and
-    /// committed in that order; while one plan's commit is in flight the next is already
-    /// checked, against the latest state plus the placements of the plans still being
-    /// committed (as Nomad's applier does), so checking overlaps writing the log.
+    /// The plan applier's loop. Plans are checked one at a time, in arrival order. While
+    /// one commit is in flight, the plans checked meanwhile wait (their placements count
+    /// as taken when the next plans are checked, as in Nomad's applier) and then go to
+    /// the log together as one entry, so checking overlaps writing and a busy applier
+    /// writes one entry for several plans.
     async fn run_applier(self, mut rx: mpsc::Receiver<PlanRequest>) {
         let mut stop = self.shutdown_signal();
-        let mut in_flight: VecDeque<PlanInFlight> = VecDeque::new();
-        // Completion of the last commit started: the next one waits for it, so entries
-        // reach the log in the order their plans were checked.
-        let mut last_commit: Option<oneshot::Receiver<()>> = None;
+        let mut waiting: Vec<PlanInFlight> = Vec::new();
+        let mut committing: Vec<PlanInFlight> = Vec::new();
+        let mut commit: Option<tokio::task::JoinHandle<Result<u64, ServerError>>> = None;
         loop {
-            let room = in_flight.len() < MAX_PLANS_IN_FLIGHT;
-            let front_done = async {
-                match in_flight.front_mut() {
-                    Some(f) => (&mut f.task).await,
+            let room = waiting.len() + committing.len() < MAX_PLANS_IN_FLIGHT;
+            let done = async {
+                match commit.as_mut() {
+                    Some(task) => task.await,
                     None => std::future::pending().await,
                 }
             };
             tokio::select! {
                 biased;
                 _ = stop.changed() => return,
-                done = front_done => {
-                    if let Some(f) = in_flight.pop_front() {
-                        let index = done.unwrap_or_else(|e| Err(ServerError::Storage(e.to_string())));
-                        f.finish(&self, index);
+                index = done => {
+                    commit = None;
+                    let index = index.unwrap_or_else(|e| Err(ServerError::Storage(e.to_string())));
+                    for p in committing.drain(..) {
+                        p.finish(&self, index.clone());
                     }
                 }
                 r = rx.recv(), if room => {
                     let Some(req) = r else { return };
-                    if let Some(f) = self.start_plan(req, &in_flight, &mut last_commit) {
-                        in_flight.push_back(f);
+                    let busy = commit.is_some();
+                    if let Some(p) = self.check_queued_plan(req, &waiting, &committing, busy) {
+                        waiting.push(p);
                     }
                 }
+            }
+            if commit.is_none() && !waiting.is_empty() {
+                committing = std::mem::take(&mut waiting);
+                let commands: Vec<Command> = committing
+                    .iter_mut()
+                    .filter_map(|p| p.command.take())
+                    .collect();
+                let me = self.clone();
+                commit = Some(tokio::spawn(async move { me.commit_plans(commands).await }));
             }
         }
     }
 
-    /// Checks one plan against the latest state and the plans in flight, and starts its
-    /// commit (after the commits before it); `None` when it was answered at once.
-    fn start_plan(
+    /// Checks one queued plan against the latest state and the plans waiting or being
+    /// committed; `None` when it was answered at once.
+    fn check_queued_plan(
         &self,
         req: PlanRequest,
-        in_flight: &VecDeque<PlanInFlight>,
-        last_commit: &mut Option<oneshot::Receiver<()>>,
+        waiting: &[PlanInFlight],
+        committing: &[PlanInFlight],
+        busy: bool,
     ) -> Option<PlanInFlight> {
         let PlanRequest { plan, reply } = req;
         self.inner
@@ -1087,9 +1099,10 @@ impl Server {
             }
         }
         let snap = self.snapshot();
-        let overlay: Vec<&BTreeMap<String, Vec<Allocation>>> = in_flight
+        let overlay: Vec<&BTreeMap<String, Vec<Allocation>>> = committing
             .iter()
-            .map(|f| &f.result.node_allocation)
+            .chain(waiting)
+            .map(|p| &p.result.node_allocation)
             .collect();
         let checked = check_plan(&snap, plan, &overlay);
         if checked.refused_nodes > 0 {
@@ -1099,37 +1112,56 @@ impl Server {
                 .fetch_add(checked.refused_nodes, Ordering::Relaxed);
         }
         let refused = checked.refused_nodes > 0;
-        if checked.command.is_none() && (!refused || in_flight.is_empty()) {
+        let ahead = busy || !waiting.is_empty();
+        if checked.command.is_none() && (!refused || !ahead) {
             let mut result = checked.result;
             result.alloc_index = snap.index();
             result.refresh_index = if refused { snap.index() } else { 0 };
             let _ = reply.send(Ok(result));
             return None;
         }
-        // A refused plan must refresh past the plans it was checked against: its answer
-        // waits for their commits.
-        let (done_tx, done_rx) = oneshot::channel();
-        let previous = last_commit.replace(done_rx);
-        let me = self.clone();
-        let command = checked.command;
-        let task = tokio::spawn(async move {
-            if let Some(p) = previous {
-                let _ = p.await;
-            }
-            let index = match command {
-                Some(cmd) => me.apply(cmd).await.map(|a| a.index),
-                None => Ok(me.inner.state.index()),
-            };
-            let _ = done_tx.send(());
-            index
-        });
+        // A refused plan refreshes past the plans it was checked against: its answer
+        // waits for their commit even when it commits nothing itself.
         Some(PlanInFlight {
             result: checked.result,
+            command: checked.command,
             placed: checked.placed,
             refused,
             reply,
-            task,
         })
+    }
+
+    /// Writes the commands of checked plans through the log as one entry and acts on
+    /// each one's effects; returns the entry's index (the state index when there is
+    /// nothing to write).
+    async fn commit_plans(&self, mut commands: Vec<Command>) -> Result<u64, ServerError> {
+        match commands.len() {
+            0 => Ok(self.inner.state.index()),
+            1 => match commands.pop() {
+                Some(cmd) => self.apply(cmd).await.map(|a| a.index),
+                None => Ok(self.inner.state.index()),
+            },
+            n => {
+                if !self.inner.log.is_leader() {
+                    return Err(ServerError::NoLeader);
+                }
+                let applied = self.inner.log.apply(Command::Batch { commands }).await?;
+                if applied.effects.batch.len() != n {
+                    return Err(ServerError::Storage(format!(
+                        "entry {} applied {} of {n} plans",
+                        applied.index,
+                        applied.effects.batch.len()
+                    )));
+                }
+                for effects in &applied.effects.batch {
+                    self.route_effects(&Applied {
+                        index: applied.index,
+                        effects: effects.clone(),
+                    });
+                }
+                Ok(applied.index)
+            }
+        }
     }
 
     /// One plan through the applier's check and commit on its own, without the queue
@@ -1272,18 +1304,18 @@ impl Server {
 /// The most plans the applier keeps between check and commit.
 const MAX_PLANS_IN_FLIGHT: usize = 8;
 
-/// A checked plan whose commit is under way.
+/// A checked plan waiting for its commit or being committed.
 struct PlanInFlight {
     /// The answer, without its indexes; its placements are part of the state the next
     /// plans are checked against until the commit is done.
     result: PlanResult,
+    /// What to write, taken when the commit starts.
+    command: Option<Command>,
     /// Allocations placed or updated by the commit.
     placed: u64,
     /// Some node's part of the plan was refused.
     refused: bool,
     reply: oneshot::Sender<Result<PlanResult, ServerError>>,
-    /// The commit; gives the index the plan's worker must refresh to.
-    task: tokio::task::JoinHandle<Result<u64, ServerError>>,
 }
 
 impl PlanInFlight {

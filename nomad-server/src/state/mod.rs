@@ -20,7 +20,7 @@ mod deploy;
 mod sharded;
 
 pub use command::Command;
-use sharded::ShardedMap;
+use sharded::{Chunked, KeyedShards, ShardedMap};
 
 /// How many versions of a job are kept (Nomad keeps six).
 pub const JOB_TRACKED_VERSIONS: usize = 6;
@@ -104,12 +104,12 @@ pub struct StateData {
     ready_all: Arc<Vec<NodeIdx>>,
     allocs: ShardedMap<Allocation>,
     alloc_jobs: ShardedMap<Job>,
-    by_node: Arc<Vec<Arc<Vec<Arc<Allocation>>>>>,
+    by_node: Chunked<Arc<Vec<Arc<Allocation>>>>,
     /// What each node's non-terminal allocations use, kept as allocations change.
-    usage: Arc<Vec<NodeUsage>>,
+    usage: Chunked<NodeUsage>,
     /// Each node's port index with its non-terminal allocations' ports taken.
-    ports: Arc<Vec<Arc<PortIndex>>>,
-    by_job: Arc<HashMap<Key, Arc<Vec<Arc<Allocation>>>>>,
+    ports: Chunked<Arc<PortIndex>>,
+    by_job: KeyedShards<Key, Vec<Arc<Allocation>>>,
     evals: ShardedMap<Evaluation>,
     evals_by_job: Arc<HashMap<Key, Arc<Vec<String>>>>,
     deployments: Arc<HashMap<String, Arc<Deployment>>>,
@@ -930,44 +930,44 @@ impl StateData {
         let k = key(&a.namespace, &a.job_id);
         let prev = self.allocs.insert(a.id.clone(), Arc::clone(&a));
         // by job (a new allocation is in no list yet: no search)
-        let v = Arc::make_mut(&mut self.by_job).entry(k).or_default();
-        let v = Arc::make_mut(v);
-        match prev
-            .as_ref()
-            .and_then(|_| v.iter().position(|x| x.id == a.id))
-        {
-            Some(p) => v[p] = Arc::clone(&a),
-            None => v.push(Arc::clone(&a)),
+        if let Some(v) = self.by_job.get_or_default_mut(k) {
+            match prev
+                .as_ref()
+                .and_then(|_| v.iter().position(|x| x.id == a.id))
+            {
+                Some(p) => v[p] = Arc::clone(&a),
+                None => v.push(Arc::clone(&a)),
+            }
         }
         // by node, with the node's running usage (an allocation never changes node, but
         // be safe)
         if let Some(prev) = &prev {
             if let Some(&i) = self.node_ids.get(&prev.node_id) {
-                if let Some(u) = Arc::make_mut(&mut self.usage).get_mut(i as usize) {
+                if let Some(u) = self.usage.get_mut(i as usize) {
                     u.sub(&NodeUsage::of_alloc(prev));
                 }
                 if !prev.terminal() {
-                    if let Some(p) = Arc::make_mut(&mut self.ports).get_mut(i as usize) {
+                    if let Some(p) = self.ports.get_mut(i as usize) {
                         Arc::make_mut(p).remove_alloc(prev);
                     }
                 }
                 if prev.node_id != a.node_id {
-                    if let Some(list) = Arc::make_mut(&mut self.by_node).get_mut(i as usize) {
+                    if let Some(list) = self.by_node.get_mut(i as usize) {
                         Arc::make_mut(list).retain(|x| x.id != a.id);
                     }
                 }
             }
         }
         if let Some(&i) = self.node_ids.get(&a.node_id) {
-            if let Some(u) = Arc::make_mut(&mut self.usage).get_mut(i as usize) {
+            if let Some(u) = self.usage.get_mut(i as usize) {
                 u.add(&NodeUsage::of_alloc(&a));
             }
             if !a.terminal() {
-                if let Some(p) = Arc::make_mut(&mut self.ports).get_mut(i as usize) {
+                if let Some(p) = self.ports.get_mut(i as usize) {
                     let _ = Arc::make_mut(p).add_alloc(&a);
                 }
             }
-            if let Some(list) = Arc::make_mut(&mut self.by_node).get_mut(i as usize) {
+            if let Some(list) = self.by_node.get_mut(i as usize) {
                 let list = Arc::make_mut(list);
                 match prev
                     .as_ref()
@@ -1000,7 +1000,7 @@ impl StateData {
                     *slot = Arc::clone(&n);
                 }
                 let ports = ports_of(&n, self.by_node.get(i as usize).map_or(&[], |l| l));
-                if let Some(p) = Arc::make_mut(&mut self.ports).get_mut(i as usize) {
+                if let Some(p) = self.ports.get_mut(i as usize) {
                     *p = ports;
                 }
                 self.update_node_view(i, Some(&old), &n);
@@ -1014,9 +1014,9 @@ impl StateData {
                 }
                 Arc::make_mut(&mut self.nodes).push(Arc::clone(&n));
                 Arc::make_mut(&mut self.node_ids).insert(n.id.clone(), i);
-                Arc::make_mut(&mut self.usage).push(usage_of(&allocs));
-                Arc::make_mut(&mut self.ports).push(ports_of(&n, &allocs));
-                Arc::make_mut(&mut self.by_node).push(Arc::new(allocs));
+                self.usage.push(usage_of(&allocs));
+                self.ports.push(ports_of(&n, &allocs));
+                self.by_node.push(Arc::new(allocs));
                 self.update_node_view(i, None, &n);
             }
         }
@@ -1089,15 +1089,15 @@ impl StateData {
                 }
             }
         }
-        self.usage = Arc::new(by_node.iter().map(|l| usage_of(l)).collect());
-        self.ports = Arc::new(
+        self.usage = Chunked::from_vec(by_node.iter().map(|l| usage_of(l)).collect());
+        self.ports = Chunked::from_vec(
             nodes
                 .iter()
                 .zip(&by_node)
                 .map(|(n, l)| ports_of(n, l))
                 .collect(),
         );
-        self.by_node = Arc::new(by_node.into_iter().map(Arc::new).collect());
+        self.by_node = Chunked::from_vec(by_node.into_iter().map(Arc::new).collect());
         self.nodes = Arc::new(nodes);
         self.node_ids = Arc::new(ids);
         self.rebuild_node_views();

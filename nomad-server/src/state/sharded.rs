@@ -112,6 +112,130 @@ impl<V> ShardedMap<V> {
     }
 }
 
+/// Elements of one [`Chunked`] chunk.
+const CHUNK: usize = 256;
+
+/// A copy-on-write vector in chunks, for tables indexed by node position: a clone is one
+/// pointer copy, and a write after a clone copies the chunk list and one chunk of
+/// `CHUNK` elements instead of the whole vector.
+#[derive(Debug)]
+pub(crate) struct Chunked<T> {
+    chunks: Arc<Vec<Arc<Vec<T>>>>,
+    len: usize,
+}
+
+impl<T> Clone for Chunked<T> {
+    fn clone(&self) -> Self {
+        Chunked {
+            chunks: Arc::clone(&self.chunks),
+            len: self.len,
+        }
+    }
+}
+
+impl<T> Default for Chunked<T> {
+    fn default() -> Self {
+        Chunked {
+            chunks: Arc::new(Vec::new()),
+            len: 0,
+        }
+    }
+}
+
+impl<T: Clone> Chunked<T> {
+    /// A chunked copy of `items`.
+    pub(crate) fn from_vec(items: Vec<T>) -> Self {
+        let len = items.len();
+        let mut chunks = Vec::with_capacity(len.div_ceil(CHUNK));
+        let mut it = items.into_iter().peekable();
+        while it.peek().is_some() {
+            chunks.push(Arc::new(it.by_ref().take(CHUNK).collect()));
+        }
+        Chunked {
+            chunks: Arc::new(chunks),
+            len,
+        }
+    }
+
+    pub(crate) fn get(&self, i: usize) -> Option<&T> {
+        self.chunks.get(i / CHUNK)?.get(i % CHUNK)
+    }
+
+    /// The element at `i` to change in place, its chunk copied first when a clone still
+    /// shares it.
+    pub(crate) fn get_mut(&mut self, i: usize) -> Option<&mut T> {
+        let chunk = Arc::make_mut(&mut self.chunks).get_mut(i / CHUNK)?;
+        Arc::make_mut(chunk).get_mut(i % CHUNK)
+    }
+
+    pub(crate) fn push(&mut self, item: T) {
+        let chunks = Arc::make_mut(&mut self.chunks);
+        match chunks.last_mut() {
+            Some(last) if last.len() < CHUNK => Arc::make_mut(last).push(item),
+            _ => {
+                let mut chunk = Vec::with_capacity(CHUNK);
+                chunk.push(item);
+                chunks.push(Arc::new(chunk));
+            }
+        }
+        self.len += 1;
+    }
+
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+}
+
+/// Shards of a [`KeyedShards`] map.
+const KEYED: usize = 64;
+
+/// A copy-on-write map in a fixed number of shards, for tables keyed by job: a clone is
+/// one pointer copy, and a write after a clone copies the shard vector and one shard
+/// (a sixty-fourth of the keys) instead of every key.
+#[derive(Debug)]
+pub(crate) struct KeyedShards<K, V> {
+    shards: Arc<Vec<KeyedShard<K, V>>>,
+}
+
+/// One shard of a [`KeyedShards`] map.
+type KeyedShard<K, V> = Arc<HashMap<K, Arc<V>>>;
+
+impl<K, V> Clone for KeyedShards<K, V> {
+    fn clone(&self) -> Self {
+        KeyedShards {
+            shards: Arc::clone(&self.shards),
+        }
+    }
+}
+
+impl<K, V> Default for KeyedShards<K, V> {
+    fn default() -> Self {
+        KeyedShards {
+            shards: Arc::new((0..KEYED).map(|_| Arc::new(HashMap::new())).collect()),
+        }
+    }
+}
+
+fn keyed_shard<Q: Hash + ?Sized>(key: &Q) -> usize {
+    let mut h = DefaultHasher::new();
+    key.hash(&mut h);
+    (h.finish() as usize) % KEYED
+}
+
+impl<K: Hash + Eq + Clone, V: Clone + Default> KeyedShards<K, V> {
+    pub(crate) fn get(&self, key: &K) -> Option<&Arc<V>> {
+        self.shards.get(keyed_shard(key))?.get(key)
+    }
+
+    /// The value of `key` to change in place (a default one when absent), copied first
+    /// when a clone of the map still shares it.
+    pub(crate) fn get_or_default_mut(&mut self, key: K) -> Option<&mut V> {
+        let shard = Arc::make_mut(Arc::make_mut(&mut self.shards).get_mut(keyed_shard(&key))?);
+        Some(Arc::make_mut(shard.entry(key).or_default()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -129,5 +253,34 @@ mod tests {
         assert_eq!(b.len(), 1);
         assert_eq!(a.remove("y").map(|v| *v), Some(3));
         assert_eq!(a.len(), 1);
+    }
+
+    #[test]
+    fn chunked_clones_are_isolated() {
+        let mut a = Chunked::from_vec((0..600u32).collect());
+        let b = a.clone();
+        *a.get_mut(300).expect("element") = 7;
+        a.push(600);
+        assert_eq!(b.get(300), Some(&300));
+        assert_eq!(a.get(300), Some(&7));
+        assert_eq!(a.get(599), Some(&599));
+        assert_eq!(a.get(600), Some(&600));
+        assert!(b.get(600).is_none());
+        assert_eq!((a.len(), b.len()), (601, 600));
+        let mut c: Chunked<u32> = Chunked::default();
+        (0..300).for_each(|i| c.push(i));
+        assert_eq!(c.get(299), Some(&299));
+    }
+
+    #[test]
+    fn keyed_clones_are_isolated() {
+        let mut a: KeyedShards<(String, String), Vec<u32>> = KeyedShards::default();
+        let k = ("default".to_string(), "web".to_string());
+        a.get_or_default_mut(k.clone()).expect("shard").push(1);
+        let b = a.clone();
+        a.get_or_default_mut(k.clone()).expect("shard").push(2);
+        assert_eq!(b.get(&k).map(|v| v.as_slice()), Some(&[1][..]));
+        assert_eq!(a.get(&k).map(|v| v.as_slice()), Some(&[1, 2][..]));
+        assert!(a.get(&("default".to_string(), "db".to_string())).is_none());
     }
 }
