@@ -162,6 +162,99 @@ async fn plan_applier_commits_what_fits_and_all_at_once_commits_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queued_plans_are_checked_against_the_plans_ahead_of_them() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(config(dir.path())).await.expect("start");
+    server.register_sim_nodes(2).await.expect("nodes");
+    // Each of the first two plans fits node-0 (4,000 MHz) alone, not both together; they
+    // are queued at once, so the second is checked while the first may still be
+    // committing, and must be refused either way.
+    let mut replies = Vec::new();
+    for (eval, alloc, node, cpu) in [
+        ("q1", "first", "node-0", 3000),
+        ("q2", "second", "node-0", 3000),
+        ("q3", "elsewhere", "node-1", 1000),
+    ] {
+        let token = outstanding_eval(&server, eval).await;
+        let mut plan = Plan {
+            eval_id: eval.into(),
+            eval_token: token,
+            ..Plan::default()
+        };
+        plan.node_allocation
+            .insert(node.into(), vec![sized(alloc, node, cpu)]);
+        let (reply, rx) = oneshot::channel();
+        server
+            .inner
+            .plan_tx
+            .send(PlanRequest { plan, reply })
+            .await
+            .expect("queue");
+        replies.push(rx);
+    }
+    let mut results = Vec::new();
+    for rx in replies {
+        results.push(rx.await.expect("answer").expect("plan result"));
+    }
+    assert!(results[0].node_allocation.contains_key("node-0"));
+    assert_eq!(results[0].refresh_index, 0);
+    assert!(results[1].node_allocation.is_empty(), "node-0 is full");
+    assert!(
+        results[1].refresh_index >= results[0].alloc_index,
+        "the refused plan refreshes past the plan it collided with"
+    );
+    assert!(results[2].node_allocation.contains_key("node-1"));
+    let snap = server
+        .state()
+        .snapshot_min_index(results[2].alloc_index, WAIT)
+        .await
+        .expect("state");
+    assert!(snap.alloc("first").is_some());
+    assert!(snap.alloc("second").is_none());
+    assert!(snap.alloc("elsewhere").is_some());
+    server.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plan_check_counts_the_placements_still_being_committed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(config(dir.path())).await.expect("start");
+    server.register_sim_nodes(1).await.expect("nodes");
+    let snap = server.snapshot();
+    let plan = |alloc: &str| {
+        let mut p = Plan {
+            eval_id: "e".into(),
+            ..Plan::default()
+        };
+        p.node_allocation
+            .insert("node-0".into(), vec![sized(alloc, "node-0", 3000)]);
+        p
+    };
+    // Against the state alone the plan fits.
+    let alone = check_plan(&snap, plan("second"), &[]);
+    assert_eq!(alone.refused_nodes, 0);
+    assert!(alone.command.is_some());
+    // With a plan of 3,000 MHz on the same node in flight, it no longer does.
+    let mut in_flight = BTreeMap::new();
+    in_flight.insert("node-0".to_string(), vec![sized("first", "node-0", 3000)]);
+    let behind = check_plan(&snap, plan("second"), &[&in_flight]);
+    assert_eq!(behind.refused_nodes, 1);
+    assert!(behind.command.is_none());
+    assert!(behind.result.node_allocation.is_empty());
+    // A placement in flight that the state already holds is not counted twice.
+    let committed = check_plan(&snap, plan("first"), &[]);
+    let cmd = committed.command.expect("command");
+    server.apply(cmd).await.expect("commit");
+    let snap = server.snapshot();
+    let again = check_plan(&snap, plan("first"), &[&in_flight]);
+    assert_eq!(
+        again.refused_nodes, 0,
+        "an in-place update of the same allocation fits"
+    );
+    server.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn missed_heartbeats_mark_node_down_and_allocs_are_replaced() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut c = config(dir.path());
