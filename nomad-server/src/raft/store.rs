@@ -116,8 +116,9 @@ struct RecentEntries {
 }
 
 /// The most entries [`RecentEntries`] holds; beyond it the oldest are dropped (and read
-/// from the file when needed).
-const RECENT_MAX: usize = 4096;
+/// from the file when needed). Entries leave it when applied, so it normally holds the
+/// few in flight; the bound caps what a node that appends without applying keeps.
+const RECENT_MAX: usize = 1024;
 
 impl RecentEntries {
     fn insert(&mut self, e: Entry) {
