@@ -619,10 +619,12 @@ async fn route<B: RequestBody>(server: &Server, req: Request<B>) -> HResult {
         ["v1", "regions"] if get => json_resp(&json!([server.config().region]), None),
         ["v1", "operator", "raft", "configuration"] if get => raft_configuration(server),
         ["v1", "operator", "scheduler", "configuration"] if get => {
+            let log = server.log();
+            let (known, contact) = (log.leader().is_some(), log.last_contact_ms());
             blocking(server, &q, &[Table::SchedulerConfig], |s| {
                 let c = s.scheduler_configuration();
                 Ok(json!({"SchedulerConfig": to_value(c)?, "Index": c.modify_index.max(1),
-                          "KnownLeader": true, "LastContact": 0}))
+                          "KnownLeader": known, "LastContact": contact}))
             })
             .await
         }
