@@ -125,6 +125,42 @@ check("operator.get_configuration has the leader", [s["Leader"] for s in raft["S
 metrics = n.metrics.get_metrics()
 check("metrics.get_metrics has gauges and counters", "Gauges" in metrics and "Counters" in metrics)
 
+# A job with an update block: its deployment, read through the deployment API, and a
+# revert to its first version.
+def web(version_env):
+    return n.jobs.parse(JOB.replace('"compat"', '"compat-web"').replace(
+        'group "g" {',
+        'group "g" {\n    update {\n      min_healthy_time = "1s"\n      healthy_deadline = "30s"\n    }',
+    ).replace('memory = 32', 'memory = 32\n      }\n      env {\n        V = "%s"' % version_env))
+
+
+n.jobs.register_job({"Job": web("0")})
+dep = eventually(
+    "job.get_deployment reaches successful",
+    lambda: (lambda d: d if d and d.get("Status") == "successful" else None)(
+        n.job.get_deployment("compat-web")
+    ),
+)
+check("deployment.get_deployment reads it", n.deployment.get_deployment(dep["ID"])["JobID"] == "compat-web")
+check(
+    "deployment.get_deployment_allocations lists its allocation",
+    len(n.deployment.get_deployment_allocations(dep["ID"])) == 1,
+)
+check("the deployed version is stable", n.job.get_job("compat-web")["Stable"] is True)
+n.jobs.register_job({"Job": web("1")})
+eventually("version 1 registered", lambda: n.job.get_job("compat-web")["Version"] == 1)
+reverted = n.job.revert_job("compat-web", 0, enforce_prior_version=1)
+check("job.revert_job returns an evaluation", bool(reverted.get("EvalID")), reverted)
+versions = n.job.get_versions("compat-web")["Versions"]
+spec = {v["Version"]: v["TaskGroups"][0]["Tasks"][0]["Env"] for v in versions}
+check("the revert registered version 2 as version 0", spec.get(2) == spec.get(0) == {"V": "0"}, spec)
+try:
+    n.job.revert_job("compat-web", 0, enforce_prior_version=1)
+    check("a revert enforcing a stale version is refused", False)
+except exceptions.BadRequestNomadException:
+    check("a revert enforcing a stale version is refused", True)
+n.job.deregister_job("compat-web", purge=True)
+
 try:
     n.jobs.register_job({"Job": {"ID": "bad id", "Datacenters": []}})
     check("a bad job is refused", False)
