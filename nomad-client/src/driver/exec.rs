@@ -9,8 +9,8 @@ use std::fs::File;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant, SystemTime};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use libcontainer::container::builder::ContainerBuilder;
@@ -32,7 +32,7 @@ use super::exit::{stop_signal_name, ExitWatch, Exited};
 use super::output::TaskOutput;
 use super::process;
 use super::raw_exec::{fifo_path, finish, join_error};
-use super::table::{TaskTable, TrackedTask};
+use super::table::{CpuRate, TaskTable, TrackedTask};
 
 const NAME: &str = "exec";
 /// Where cgroup filesystems are mounted.
@@ -128,7 +128,7 @@ struct ExecTask {
     exit: watch::Receiver<Option<Exited>>,
     background: Vec<AbortHandle>,
     killed: Arc<AtomicBool>,
-    last_cpu: Mutex<Option<(u64, Instant)>>,
+    cpu_rate: CpuRate,
 }
 
 impl ExitWatch for ExecTask {
@@ -565,7 +565,7 @@ impl TaskDriver for ExecDriver {
             exit,
             background,
             killed,
-            last_cpu: Mutex::new(None),
+            cpu_rate: CpuRate::default(),
         };
         self.tasks
             .insert_or_undo(Arc::new(task), |lost| async move {
@@ -709,7 +709,7 @@ impl TaskDriver for ExecDriver {
             exit,
             background,
             killed,
-            last_cpu: Mutex::new(None),
+            cpu_rate: CpuRate::default(),
         };
         if let Err(task) = self.tasks.insert(Arc::new(task)) {
             task.stop_following();
@@ -736,15 +736,7 @@ impl TaskDriver for ExecDriver {
         .map_err(join_error)?
         .map_err(|err| DriverError::other(format!("reading cgroup {}", task.state.cgroup), err))?;
         let total = cpu.user_ns + cpu.system_ns;
-        let now = Instant::now();
-        let mut last = task.last_cpu.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some((previous, at)) = *last {
-            let wall = now.duration_since(at).as_nanos() as f64;
-            if wall > 0.0 {
-                cpu.percent = Some(total.saturating_sub(previous) as f64 / wall * 100.0);
-            }
-        }
-        *last = Some((total, now));
+        cpu.percent = task.cpu_rate.percent(total);
         Ok(TaskResourceUsage {
             timestamp: SystemTime::now(),
             cpu,

@@ -1,14 +1,14 @@
 //! The `raw_exec` driver: a command run unisolated on the host, in its own process group.
 
 use super::exit::{stop_signal_name, ExitWatch, Exited};
-use super::table::{TaskTable, TrackedTask};
+use super::table::{CpuRate, TaskTable, TrackedTask};
 use std::collections::BTreeMap;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant, SystemTime};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use nix::sys::signal::Signal;
@@ -93,7 +93,7 @@ struct RawTask {
     exit: watch::Receiver<Option<Exited>>,
     background: Vec<AbortHandle>,
     killed: Arc<AtomicBool>,
-    last_cpu: Mutex<Option<(u64, Instant)>>,
+    cpu_rate: CpuRate,
 }
 
 impl ExitWatch for RawTask {
@@ -343,7 +343,7 @@ impl TaskDriver for RawExecDriver {
             exit: receiver,
             background,
             killed: Arc::new(AtomicBool::new(false)),
-            last_cpu: Mutex::new(None),
+            cpu_rate: CpuRate::default(),
         };
         self.tasks
             .insert_or_undo(Arc::new(task), |lost| async move {
@@ -500,7 +500,7 @@ impl TaskDriver for RawExecDriver {
             exit: receiver,
             background,
             killed,
-            last_cpu: Mutex::new(None),
+            cpu_rate: CpuRate::default(),
         };
         if let Err(task) = self.tasks.insert(Arc::new(task)) {
             task.stop_following();
@@ -523,15 +523,7 @@ impl TaskDriver for RawExecDriver {
                 .map_err(join_error)?
                 .map_err(|err| DriverError::other("reading /proc", err))?;
         let total = cpu.user_ns + cpu.system_ns;
-        let now = Instant::now();
-        let mut last = task.last_cpu.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some((previous, at)) = *last {
-            let wall = now.duration_since(at).as_nanos() as f64;
-            if wall > 0.0 {
-                cpu.percent = Some(total.saturating_sub(previous) as f64 / wall * 100.0);
-            }
-        }
-        *last = Some((total, now));
+        cpu.percent = task.cpu_rate.percent(total);
         Ok(TaskResourceUsage {
             timestamp: SystemTime::now(),
             cpu,

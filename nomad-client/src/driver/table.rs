@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 use nomad_core::driver::{DriverError, TaskConfig, TaskState, TaskStatus};
 use tokio::task::AbortHandle;
@@ -54,6 +54,27 @@ pub(crate) trait TrackedTask: ExitWatch {
             exit_result: exited.map(|e| e.result),
             driver_attributes: self.driver_attributes(),
         }
+    }
+}
+
+/// A task's CPU use as a share of one core between two stats readings.
+#[derive(Debug, Default)]
+pub(crate) struct CpuRate {
+    last: Mutex<Option<(u64, Instant)>>,
+}
+
+impl CpuRate {
+    /// Records `total_ns` of CPU time used so far; the percentage of one core used since
+    /// the previous reading, `None` on the first.
+    pub(crate) fn percent(&self, total_ns: u64) -> Option<f64> {
+        let now = Instant::now();
+        let mut last = self.last.lock().unwrap_or_else(PoisonError::into_inner);
+        let percent = last.and_then(|(previous, at)| {
+            let wall = now.duration_since(at).as_nanos() as f64;
+            (wall > 0.0).then(|| total_ns.saturating_sub(previous) as f64 / wall * 100.0)
+        });
+        *last = Some((total_ns, now));
+        percent
     }
 }
 
@@ -202,6 +223,17 @@ mod tests {
             table.get("t1"),
             Err(DriverError::TaskNotFound { .. })
         ));
+    }
+
+    #[test]
+    fn cpu_rate_needs_two_readings_and_never_goes_negative() {
+        let rate = CpuRate::default();
+        assert_eq!(rate.percent(1_000), None);
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        assert!(rate.percent(1_000_000).is_some_and(|p| p > 0.0));
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        // A counter that went backwards (a restarted cgroup) reads as idle, not negative.
+        assert_eq!(rate.percent(10), Some(0.0));
     }
 
     #[test]

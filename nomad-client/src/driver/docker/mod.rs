@@ -3,11 +3,11 @@
 mod api;
 
 use super::exit::{stop_signal_name, ExitWatch, Exited};
-use super::table::{TaskTable, TrackedTask};
+use super::table::{CpuRate, TaskTable, TrackedTask};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use http_body_util::BodyExt;
@@ -103,7 +103,7 @@ struct Container {
     started_at: SystemTime,
     exit: watch::Receiver<Option<Exited>>,
     background: Vec<AbortHandle>,
-    last_cpu: Mutex<Option<(u64, Instant)>>,
+    cpu_rate: CpuRate,
 }
 
 impl ExitWatch for Container {
@@ -589,7 +589,7 @@ impl DockerDriver {
             started_at: SystemTime::now(),
             exit,
             background: vec![copier_abort, supervisor.abort_handle()],
-            last_cpu: Mutex::new(None),
+            cpu_rate: CpuRate::default(),
         })
     }
 
@@ -989,15 +989,7 @@ impl TaskDriver for DockerDriver {
             percent: None,
         };
         let total = number("/cpu_stats/cpu_usage/total_usage");
-        let now = Instant::now();
-        let mut last = task.last_cpu.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some((previous, at)) = *last {
-            let wall = now.duration_since(at).as_nanos() as f64;
-            if wall > 0.0 {
-                cpu.percent = Some(total.saturating_sub(previous) as f64 / wall * 100.0);
-            }
-        }
-        *last = Some((total, now));
+        cpu.percent = task.cpu_rate.percent(total);
         let pids = stats.pointer("/pids_stats/current").and_then(Value::as_u64);
         Ok(TaskResourceUsage {
             timestamp: SystemTime::now(),
