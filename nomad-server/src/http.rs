@@ -1033,12 +1033,8 @@ async fn job_revert(server: &Server, q: &Query, body: &Value, id: &str) -> HResu
         })?;
     let mut job = target.as_ref().clone();
     job.job_modify_index = cur.job_modify_index;
-    let mut request = json!({ "Job": to_value(&job)? });
-    if enforce.is_some() {
-        request["EnforceIndex"] = json!(true);
-        request["JobModifyIndex"] = json!(cur.job_modify_index.unwrap_or(0));
-    }
-    job_register(server, q, &request, Some(id)).await
+    let enforce_index = enforce.map(|_| cur.job_modify_index.unwrap_or(0));
+    register_checked(server, job, enforce_index).await
 }
 
 async fn job_register(server: &Server, q: &Query, body: &Value, path_id: Option<&str>) -> HResult {
@@ -1052,8 +1048,18 @@ async fn job_register(server: &Server, q: &Query, body: &Value, path_id: Option<
         job.namespace = Some(q.namespace.clone());
     }
     let enforce: bool = field(body, "EnforceIndex")?;
-    if enforce {
-        let want: u64 = field(body, "JobModifyIndex")?;
+    let enforce_index = if enforce {
+        Some(field::<u64>(body, "JobModifyIndex")?)
+    } else {
+        None
+    };
+    register_checked(server, job, enforce_index).await
+}
+
+/// Registers a job, refusing it when `enforce_index` is given and is not the current job's
+/// modify index (0: the job must not exist yet).
+async fn register_checked(server: &Server, job: Job, enforce_index: Option<u64>) -> HResult {
+    if let Some(want) = enforce_index {
         let cur = server
             .snapshot()
             .job(job.namespace_or_default(), &job.id)
