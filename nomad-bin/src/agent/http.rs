@@ -28,11 +28,8 @@ type Resp = Response<BoxBody<Bytes, BoxError>>;
 /// What the listener serves.
 #[derive(Clone)]
 pub(crate) struct AgentHttp {
-    /// The server API requests are forwarded to (`127.0.0.1:port`) when this agent runs
-    /// no server of its own.
-    pub(crate) upstream: String,
-    /// The server this agent runs, whose routes it answers in process.
-    local: Option<nomad_server::Server>,
+    /// Where the server's routes are answered.
+    servers: ServerRoute,
     /// Allocation directories of the local client, when it runs.
     pub(crate) alloc_root: Option<PathBuf>,
     /// What `/v1/agent/self` says of this agent rather than of the server behind it.
@@ -41,22 +38,15 @@ pub(crate) struct AgentHttp {
 }
 
 impl AgentHttp {
-    /// A listener's handler forwarding to `upstream`.
-    pub(crate) fn new(upstream: String, alloc_root: Option<PathBuf>) -> Self {
+    /// A listener's handler handing the server's routes to `servers`.
+    pub(crate) fn new(servers: ServerRoute, alloc_root: Option<PathBuf>) -> Self {
         let proxy = hyper_util::client::legacy::Client::builder(TokioExecutor::new()).build_http();
         AgentHttp {
-            upstream,
-            local: None,
+            servers,
             alloc_root,
             identity: Arc::new(AgentIdentity::default()),
             proxy,
         }
-    }
-
-    /// Answers the server's routes in process from `server` instead of forwarding them.
-    pub(crate) fn with_local_server(mut self, server: nomad_server::Server) -> Self {
-        self.local = Some(server);
-        self
     }
 
     /// Says which roles this agent runs and where its data lives, for `/v1/agent/self`.
@@ -130,12 +120,12 @@ impl AgentHttp {
 
     /// Hands a request to the server: the local one in process, else over HTTP.
     async fn to_server(&self, req: Request<Incoming>) -> Resp {
-        match &self.local {
-            Some(server) => server
+        match &self.servers {
+            ServerRoute::Local(server) => server
                 .handle_http(req)
                 .await
                 .map(|b| b.map_err(|never| match never {}).boxed()),
-            None => self.forward(req).await,
+            ServerRoute::Remote(upstream) => self.forward(upstream, req).await,
         }
     }
 
@@ -161,13 +151,13 @@ impl AgentHttp {
         resp
     }
 
-    async fn forward(&self, req: Request<Incoming>) -> Resp {
+    async fn forward(&self, upstream: &str, req: Request<Incoming>) -> Resp {
         let (mut parts, body) = req.into_parts();
         let pq = parts
             .uri
             .path_and_query()
             .map_or("/", hyper::http::uri::PathAndQuery::as_str);
-        let uri = format!("http://{}{pq}", self.upstream);
+        let uri = format!("http://{upstream}{pq}");
         match uri.parse() {
             Ok(u) => parts.uri = u,
             Err(e) => return text(StatusCode::BAD_REQUEST, format!("bad request URI: {e}")),
@@ -176,8 +166,35 @@ impl AgentHttp {
             Ok(resp) => resp.map(|b| b.map_err(|e| Box::new(e) as BoxError).boxed()),
             Err(e) => text(
                 StatusCode::BAD_GATEWAY,
-                format!("the server at {} did not answer: {e}", self.upstream),
+                format!("the server at {upstream} did not answer: {e}"),
             ),
+        }
+    }
+}
+
+/// Where an agent's listener hands the server's routes.
+#[derive(Clone)]
+pub(crate) enum ServerRoute {
+    /// The server this agent runs, answered in process.
+    Local(nomad_server::Server),
+    /// The configured server of a client-only agent (`host:port`), over HTTP.
+    Remote(String),
+}
+
+impl ServerRoute {
+    /// The address the agent's own client reaches the servers at: this agent's listener
+    /// (`bound`, loopback when it listens on every address) when it runs the server.
+    pub(crate) fn client_address(&self, bound: SocketAddr) -> String {
+        match self {
+            ServerRoute::Local(_) => {
+                let ip = if bound.ip().is_unspecified() {
+                    std::net::IpAddr::from([127, 0, 0, 1])
+                } else {
+                    bound.ip()
+                };
+                SocketAddr::new(ip, bound.port()).to_string()
+            }
+            ServerRoute::Remote(upstream) => upstream.clone(),
         }
     }
 }

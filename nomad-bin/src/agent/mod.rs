@@ -5,7 +5,6 @@ pub(crate) mod client;
 mod config;
 mod http;
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -198,40 +197,23 @@ async fn serve(args: AgentArgs, cfg: AgentConfig) -> anyhow::Result<ExitCode> {
     } else {
         None
     };
-    let upstream = match &server {
-        Some(_) => String::new(),
-        None => cfg
-            .client
-            .as_ref()
-            .and_then(|c| c.servers.first().cloned())
-            .map(|s| s.trim_start_matches("http://").to_string())
-            .context("a client-only agent needs client.servers (or -servers)")?,
+    let route = match &server {
+        Some(s) => http::ServerRoute::Local(s.clone()),
+        None => http::ServerRoute::Remote(
+            cfg.client
+                .as_ref()
+                .and_then(|c| c.servers.first().cloned())
+                .map(|s| s.trim_start_matches("http://").to_string())
+                .context("a client-only agent needs client.servers (or -servers)")?,
+        ),
     };
     let alloc_root = cfg.client_enabled().then(|| client::alloc_root(&data_dir));
-    let mut listener = http::AgentHttp::new(upstream.clone(), alloc_root).with_identity(
-        data_dir.clone(),
-        cfg.server_enabled(),
-        cfg.client_enabled(),
-    );
-    if let Some(s) = &server {
-        listener = listener.with_local_server(s.clone());
-    }
-    let bound = listener
+    let bound = http::AgentHttp::new(route.clone(), alloc_root)
+        .with_identity(data_dir.clone(), cfg.server_enabled(), cfg.client_enabled())
         .serve(http_addr, stop_rx.clone())
         .await
         .map_err(|e| anyhow::anyhow!("Error starting agent: {e}"))?;
-    // The local client reaches the servers through this agent's own listener when the
-    // agent runs one.
-    let upstream = if server.is_some() {
-        let ip = if bound.ip().is_unspecified() {
-            std::net::IpAddr::from([127, 0, 0, 1])
-        } else {
-            bound.ip()
-        };
-        SocketAddr::new(ip, bound.port()).to_string()
-    } else {
-        upstream
-    };
+    let upstream = route.client_address(bound);
 
     init_logging(&level);
 
