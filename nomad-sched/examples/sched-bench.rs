@@ -9,7 +9,9 @@
 //! and without spread), `c1m` (1,000 jobs x 1,000 allocations onto 10,000 nodes), `growth`
 //! (the same job at 1K, 10K and 100K nodes), `all`.
 
+use std::alloc::{GlobalAlloc, Layout, System};
 use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressStyle};
@@ -17,6 +19,55 @@ use nomad_sched::scenario::{self, JobShape, RunStats};
 use nomad_sched::{Scheduler, SchedulerOptions};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
+
+/// The system allocator, counting calls and live bytes so that the harness can report
+/// what one placement costs in memory (two relaxed atomic adds per call).
+struct Counting;
+
+static CALLS: AtomicU64 = AtomicU64::new(0);
+static LIVE: AtomicU64 = AtomicU64::new(0);
+
+// SAFETY: every call forwards to `System` with the caller's layout unchanged.
+#[allow(unsafe_code)]
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        CALLS.fetch_add(1, Ordering::Relaxed);
+        LIVE.fetch_add(layout.size() as u64, Ordering::Relaxed);
+        // SAFETY: forwarded as received.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE.fetch_sub(layout.size() as u64, Ordering::Relaxed);
+        // SAFETY: forwarded as received.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        CALLS.fetch_add(1, Ordering::Relaxed);
+        LIVE.fetch_add(new_size as u64, Ordering::Relaxed);
+        LIVE.fetch_sub(layout.size() as u64, Ordering::Relaxed);
+        // SAFETY: forwarded as received.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+/// Allocator calls and live heap bytes at one moment.
+#[derive(Clone, Copy)]
+struct Heap {
+    calls: u64,
+    live: u64,
+}
+
+impl Heap {
+    fn now() -> Self {
+        Heap {
+            calls: CALLS.load(Ordering::Relaxed),
+            live: LIVE.load(Ordering::Relaxed),
+        }
+    }
+}
 
 struct Args {
     scenario: String,
@@ -73,6 +124,9 @@ struct Row {
     nodes: usize,
     stats: RunStats,
     packing: Option<(f64, f64, f64)>,
+    /// Allocator calls and live heap bytes per placement over the measured jobs
+    /// (scheduling plus the in-memory plan applier that keeps the allocations).
+    heap: Option<(f64, f64)>,
 }
 
 impl Row {
@@ -86,7 +140,7 @@ impl Row {
                 (format!("{:.4}", p.1), format!("{:.4}", p.2))
             });
         format!(
-            "{{\"scenario\":\"{}\",\"case\":\"{}\",\"nodes\":{},\"placements\":{},\"failed\":{},\"evals\":{},\"nodes_per_placement\":{:.1},\"placements_per_sec\":{:.0},\"placements_per_sec_wall\":{:.0},\"end_to_end_placements_per_sec\":{:.0},\"eval_p50_ms\":{:.3},\"eval_p99_ms\":{:.3},\"packing_efficiency\":{},\"packing_cpu\":{},\"packing_memory\":{}}}",
+            "{{\"scenario\":\"{}\",\"case\":\"{}\",\"nodes\":{},\"placements\":{},\"failed\":{},\"evals\":{},\"nodes_per_placement\":{:.1},\"placements_per_sec\":{:.0},\"placements_per_sec_wall\":{:.0},\"end_to_end_placements_per_sec\":{:.0},\"eval_p50_ms\":{:.3},\"eval_p99_ms\":{:.3},\"packing_efficiency\":{},\"packing_cpu\":{},\"packing_memory\":{},\"allocator_calls_per_placement\":{},\"heap_bytes_per_placement\":{}}}",
             self.scenario,
             self.case,
             self.nodes,
@@ -101,7 +155,11 @@ impl Row {
             self.stats.eval_quantile_ms(0.99),
             packing,
             cpu,
-            mem
+            mem,
+            self.heap
+                .map_or("null".to_string(), |h| format!("{:.1}", h.0)),
+            self.heap
+                .map_or("null".to_string(), |h| format!("{:.0}", h.1)),
         )
     }
 }
@@ -163,6 +221,7 @@ fn grid(args: &Args, rows: &mut Vec<Row>) -> Result<(), String> {
                     nodes,
                     stats,
                     packing: None,
+                    heap: None,
                 });
             }
             if args.fill && !spread {
@@ -191,6 +250,7 @@ fn c1m(args: &Args, rows: &mut Vec<Row>) -> Result<(), String> {
     let sched = scheduler(args.seed);
     let mut rng = SmallRng::seed_from_u64(args.seed ^ 0xc1);
     let mut stats = RunStats::default();
+    let before = Heap::now();
     for i in 0..jobs {
         let shape = JobShape {
             count,
@@ -203,6 +263,12 @@ fn c1m(args: &Args, rows: &mut Vec<Row>) -> Result<(), String> {
         pb.inc(s.placements + s.failed);
         stats.merge(&s);
     }
+    let after = Heap::now();
+    let placed = stats.placements.max(1) as f64;
+    let heap = Some((
+        after.calls.saturating_sub(before.calls) as f64 / placed,
+        after.live.saturating_sub(before.live) as f64 / placed,
+    ));
     pb.finish_and_clear();
     let mut packing = None;
     if args.fill {
@@ -224,6 +290,7 @@ fn c1m(args: &Args, rows: &mut Vec<Row>) -> Result<(), String> {
         nodes,
         stats,
         packing,
+        heap,
     });
     Ok(())
 }
@@ -270,6 +337,7 @@ fn growth(args: &Args, rows: &mut Vec<Row>) -> Result<(), String> {
             nodes,
             stats,
             packing,
+            heap: None,
         });
     }
     pb.finish_and_clear();
