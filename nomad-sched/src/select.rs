@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use nomad_core::job::{Job, NetworkResource, RequestedDevice, TaskGroup};
-use nomad_core::structs::{AllocMetric, AllocatedDevice, Allocation, Node, NodeScoreMeta};
+use nomad_core::structs::{AllocMetric, AllocatedDevice, Allocation, LiteMap, Node, NodeScoreMeta};
 use nomad_net::{AssignedPort, PlannedPort, PortIndex};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -1473,7 +1473,11 @@ impl<'s, S: SchedState + ?Sized> EvalCtx<'s, S> {
             let Some(node) = nodes.get(r.idx as usize) else {
                 continue;
             };
-            let mut scores = BTreeMap::new();
+            let extra = [r.anti_affinity, r.penalty, r.affinity, r.spread]
+                .iter()
+                .filter(|v| **v != 0.0)
+                .count();
+            let mut scores = LiteMap::with_capacity(1 + extra);
             scores.insert("binpack".to_string(), r.binpack);
             if r.anti_affinity != 0.0 {
                 scores.insert("job-anti-affinity".to_string(), r.anti_affinity);
@@ -1504,8 +1508,8 @@ impl<'s, S: SchedState + ?Sized> EvalCtx<'s, S> {
     }
 
     /// Ready nodes per datacenter of the job's pool, for metrics of failed placements.
-    pub(crate) fn nodes_available(&self) -> BTreeMap<String, u32> {
-        let mut out = BTreeMap::new();
+    pub(crate) fn nodes_available(&self) -> LiteMap<String, u32> {
+        let mut out = LiteMap::new();
         let nodes = self.state.nodes();
         for &i in self.source {
             if let Some(n) = nodes.get(i as usize) {

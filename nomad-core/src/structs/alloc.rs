@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use litemap::LiteMap;
 use serde::{Deserialize, Serialize};
 
 use crate::job::{Duration, Job, NetworkResource, TaskGroup, TaskLifecycle};
@@ -113,10 +114,11 @@ impl Allocation {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct AllocatedResources {
-    /// Per task.
-    pub tasks: BTreeMap<String, AllocatedTaskResources>,
+    /// Per task, in task name order. A sorted vector rather than a tree: a group has a
+    /// handful of tasks and every placement carries a copy.
+    pub tasks: LiteMap<String, AllocatedTaskResources>,
     /// Lifecycle of each task (for resource accounting across phases).
-    pub task_lifecycles: BTreeMap<String, Option<TaskLifecycle>>,
+    pub task_lifecycles: LiteMap<String, Option<TaskLifecycle>>,
     /// Shared by the group.
     pub shared: AllocatedSharedResources,
 }
@@ -317,17 +319,17 @@ pub struct AllocMetric {
     /// Nodes in the job's pool.
     pub nodes_in_pool: u32,
     /// Ready nodes per datacenter.
-    pub nodes_available: BTreeMap<String, u32>,
+    pub nodes_available: LiteMap<String, u32>,
     /// Nodes filtered per node class.
-    pub class_filtered: BTreeMap<String, u32>,
+    pub class_filtered: LiteMap<String, u32>,
     /// Nodes filtered per constraint.
-    pub constraint_filtered: BTreeMap<String, u32>,
+    pub constraint_filtered: LiteMap<String, u32>,
     /// Nodes that did not have room.
     pub nodes_exhausted: u32,
     /// Exhausted nodes per class.
-    pub class_exhausted: BTreeMap<String, u32>,
+    pub class_exhausted: LiteMap<String, u32>,
     /// Exhausted nodes per dimension (`cpu`, `memory`, `network: port collision`...).
-    pub dimension_exhausted: BTreeMap<String, u32>,
+    pub dimension_exhausted: LiteMap<String, u32>,
     /// Quotas exhausted.
     pub quota_exhausted: Vec<String>,
     /// The best nodes and their scores.
@@ -346,7 +348,42 @@ pub struct NodeScoreMeta {
     #[serde(rename = "NodeID")]
     pub node_id: String,
     /// Score per scorer (`binpack`, `job-anti-affinity`, ...).
-    pub scores: BTreeMap<String, f64>,
+    pub scores: LiteMap<String, f64>,
     /// The final normalised score.
     pub norm_score: f64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn small_maps_read_any_key_order_and_write_sorted_objects() {
+        let input = r#"{"Tasks":{"web":{"Cpu":{"CpuShares":100}},"db":{"Memory":{"MemoryMB":64}}},
+            "TaskLifecycles":{"web":null,"db":{"Hook":"prestart","Sidecar":false}}}"#;
+        let ar: AllocatedResources = serde_json::from_str(input).expect("parses");
+        let names: Vec<&str> = ar.tasks.keys().map(String::as_str).collect();
+        assert_eq!(names, ["db", "web"]);
+        assert_eq!(ar.tasks.get("web").map(|t| t.cpu.cpu_shares), Some(100));
+        assert_eq!(ar.tasks.get("db").map(|t| t.memory.memory_mb), Some(64));
+
+        let json = serde_json::to_value(&ar).expect("serialises");
+        assert!(
+            json["Tasks"].is_object(),
+            "tasks stay a JSON object: {json}"
+        );
+        let text = serde_json::to_string(&ar.tasks).expect("text");
+        assert!(text.find("\"db\"") < text.find("\"web\""), "{text}");
+        let back: AllocatedResources = serde_json::from_value(json).expect("round trip");
+        assert_eq!(back, ar);
+
+        let m: AllocMetric = serde_json::from_str(
+            r#"{"DimensionExhausted":{"memory":2,"cpu":1},"ScoreMetaData":[{"NodeID":"n1","Scores":{"job-anti-affinity":-0.5,"binpack":0.9},"NormScore":0.2}]}"#,
+        )
+        .expect("metric parses");
+        assert_eq!(m.dimension_exhausted.get("cpu"), Some(&1));
+        assert_eq!(m.score_meta_data[0].scores.get("binpack"), Some(&0.9));
+        let out = serde_json::to_string(&m.score_meta_data[0].scores).expect("scores");
+        assert_eq!(out, r#"{"binpack":0.9,"job-anti-affinity":-0.5}"#);
+    }
 }

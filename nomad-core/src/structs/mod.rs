@@ -18,6 +18,9 @@ pub use alloc::{
     RescheduleEvent, RescheduleTracker, TaskEvent, TaskState,
 };
 pub use alloc::{AllocatedCpu, AllocatedDevice, AllocatedMemory};
+/// The sorted-vector map used for small per-allocation maps (task resources, placement
+/// metrics and scores); it serialises as a JSON object like `BTreeMap`.
+pub use litemap::LiteMap;
 pub use node::{
     DrainStrategy, DriverInfo, HostNetwork, HostVolume, Node, NodeCpuResources, NodeDevice,
     NodeDeviceResource, NodeReservedResources, NodeResources,

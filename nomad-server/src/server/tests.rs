@@ -87,7 +87,7 @@ fn sized(id: &str, node: &str, cpu: u64) -> Allocation {
         desired_status: status::ALLOC_DESIRED_RUN.into(),
         client_status: status::ALLOC_CLIENT_PENDING.into(),
         allocated_resources: Some(AllocatedResources {
-            tasks,
+            tasks: tasks.into_iter().collect(),
             ..AllocatedResources::default()
         }),
         ..Allocation::default()

@@ -157,10 +157,12 @@ fn alloc(mode: &str) -> Allocation {
         task_group: "app".into(),
         job: Some(Arc::new(job(mode))),
         allocated_resources: Some(AllocatedResources {
-            tasks: BTreeMap::from([
+            tasks: [
                 ("server".to_owned(), server),
                 ("log-shipper".to_owned(), shipper),
-            ]),
+            ]
+            .into_iter()
+            .collect(),
             shared: AllocatedSharedResources {
                 networks: vec![NetworkResource {
                     mode: mode.into(),
