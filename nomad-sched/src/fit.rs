@@ -53,7 +53,7 @@ pub fn evaluate_node_plan(
     node: &Node,
     existing: &[Arc<Allocation>],
     removed: &[&str],
-    placed: &[Allocation],
+    placed: &[Arc<Allocation>],
 ) -> Result<(), NodeFitError> {
     let mut base = NodeUsage::default();
     for a in existing {
@@ -80,7 +80,7 @@ pub fn evaluate_node_plan_with(
     ports: Option<&PortIndex>,
     existing: &[Arc<Allocation>],
     removed: &[&str],
-    placed: &[Allocation],
+    placed: &[Arc<Allocation>],
 ) -> Result<(), NodeFitError> {
     if placed.is_empty() {
         return Ok(());
@@ -146,7 +146,7 @@ fn check_ports(
     existing: &[Arc<Allocation>],
     gone: &Gone<'_>,
     leaving: &[&Allocation],
-    placed: &[Allocation],
+    placed: &[Arc<Allocation>],
 ) -> Result<(), NodeFitError> {
     let built;
     let index = match ports {
@@ -178,7 +178,7 @@ fn check_devices(
     node: &Node,
     existing: &[Arc<Allocation>],
     gone: &Gone<'_>,
-    placed: &[Allocation],
+    placed: &[Arc<Allocation>],
 ) -> Result<(), NodeFitError> {
     let wanted = |a: &Allocation| -> Vec<String> {
         a.allocated_resources
@@ -191,7 +191,7 @@ fn check_devices(
     let asks: Vec<String> = placed
         .iter()
         .filter(|a| !a.terminal())
-        .flat_map(wanted)
+        .flat_map(|a| wanted(a))
         .collect();
     if asks.is_empty() {
         return Ok(());
@@ -292,14 +292,14 @@ mod tests {
     fn refuses_over_commit_and_accepts_after_stops() {
         let n = node();
         let existing = vec![Arc::new(alloc("a", 800, None, None))];
-        let placed = vec![alloc("b", 300, None, None)];
+        let placed = vec![Arc::new(alloc("b", 300, None, None))];
         assert_eq!(
             evaluate_node_plan(&n, &existing, &[], &placed),
             Err(NodeFitError::Exhausted("cpu"))
         );
         assert_eq!(evaluate_node_plan(&n, &existing, &["a"], &placed), Ok(()));
         // An in-place update replaces the existing copy instead of adding to it.
-        let updated = vec![alloc("a", 900, None, None)];
+        let updated = vec![Arc::new(alloc("a", 900, None, None))];
         assert_eq!(evaluate_node_plan(&n, &existing, &[], &updated), Ok(()));
     }
 
@@ -307,25 +307,25 @@ mod tests {
     fn refuses_port_collisions_and_double_device_use() {
         let n = node();
         let existing = vec![Arc::new(alloc("a", 100, Some(25000), Some("gpu0")))];
-        let same_port = vec![alloc("b", 100, Some(25000), None)];
+        let same_port = vec![Arc::new(alloc("b", 100, Some(25000), None))];
         assert!(matches!(
             evaluate_node_plan(&n, &existing, &[], &same_port),
             Err(NodeFitError::Ports(_))
         ));
         let two_in_plan = vec![
-            alloc("b", 100, Some(26000), None),
-            alloc("c", 100, Some(26000), None),
+            Arc::new(alloc("b", 100, Some(26000), None)),
+            Arc::new(alloc("c", 100, Some(26000), None)),
         ];
         assert!(matches!(
             evaluate_node_plan(&n, &existing, &[], &two_in_plan),
             Err(NodeFitError::Ports(_))
         ));
-        let same_gpu = vec![alloc("b", 100, None, Some("gpu0"))];
+        let same_gpu = vec![Arc::new(alloc("b", 100, None, Some("gpu0")))];
         assert!(matches!(
             evaluate_node_plan(&n, &existing, &[], &same_gpu),
             Err(NodeFitError::Devices(_))
         ));
-        let unknown_gpu = vec![alloc("b", 100, None, Some("gpu9"))];
+        let unknown_gpu = vec![Arc::new(alloc("b", 100, None, Some("gpu9")))];
         assert!(matches!(
             evaluate_node_plan(&n, &[], &[], &unknown_gpu),
             Err(NodeFitError::Devices(_))
@@ -337,7 +337,7 @@ mod tests {
     fn refuses_nodes_not_ready_or_ineligible_but_stops_always_fit() {
         let mut n = node();
         n.status = "down".into();
-        let placed = vec![alloc("b", 1, None, None)];
+        let placed = vec![Arc::new(alloc("b", 1, None, None))];
         assert!(matches!(
             evaluate_node_plan(&n, &[], &[], &placed),
             Err(NodeFitError::NodeNotReady(_))

@@ -539,7 +539,9 @@ impl Planner for MemState {
                 continue;
             };
             let mut committed = Vec::with_capacity(placed.len());
-            for mut a in placed {
+            for mut shared in placed {
+                // The scheduler hands over the only reference: no copy is made here.
+                let a = Arc::make_mut(&mut shared);
                 if a.create_index == 0 {
                     a.create_index = index;
                 }
@@ -549,14 +551,8 @@ impl Planner for MemState {
                 if let Some(j) = &job {
                     self.alloc_jobs.insert(a.id.clone(), Arc::clone(j));
                 }
-                committed.push(Allocation {
-                    id: a.id.clone(),
-                    name: a.name.clone(),
-                    create_index: a.create_index,
-                    modify_index: index,
-                    ..Allocation::default()
-                });
-                self.put_alloc(Arc::new(a));
+                committed.push(Arc::clone(&shared));
+                self.put_alloc(shared);
             }
             result.node_allocation.insert(node_id, committed);
         }

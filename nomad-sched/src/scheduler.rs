@@ -328,7 +328,7 @@ impl Scheduler {
             plan.node_allocation
                 .entry(u.node_id.clone())
                 .or_default()
-                .push(u);
+                .push(Arc::new(u));
         }
         for f in &rec.followups {
             let id = uuid(&mut ctx.rng);
@@ -353,7 +353,7 @@ impl Scheduler {
                 plan.node_allocation
                     .entry(u.node_id.clone())
                     .or_default()
-                    .push(u);
+                    .push(Arc::new(u));
             }
         }
         let preemption = {
@@ -585,7 +585,7 @@ impl Scheduler {
             plan.node_allocation
                 .entry(u.node_id.clone())
                 .or_default()
-                .push(u);
+                .push(Arc::new(u));
         }
         let preemption = {
             let c = &state.scheduler_config().preemption_config;
@@ -661,7 +661,7 @@ impl Scheduler {
             plan.node_allocation
                 .entry(alloc.node_id.clone())
                 .or_default()
-                .push(alloc);
+                .push(Arc::new(alloc));
         }
         att.plan = plan;
         att
@@ -671,7 +671,7 @@ impl Scheduler {
 /// New allocations of one evaluation, gathered per node in placement order.
 struct Placed {
     slot_of: FastMap<NodeIdx, u32>,
-    lists: Vec<Vec<Allocation>>,
+    lists: Vec<Vec<Arc<Allocation>>>,
 }
 
 impl Placed {
@@ -686,10 +686,10 @@ impl Placed {
         let next = self.lists.len() as u32;
         let slot = *self.slot_of.entry(idx).or_insert(next);
         match self.lists.get_mut(slot as usize) {
-            Some(list) => list.push(alloc),
+            Some(list) => list.push(Arc::new(alloc)),
             None => {
                 // Most nodes get one allocation per plan: room for one, not four, up front.
-                self.lists.push(vec![alloc]);
+                self.lists.push(vec![Arc::new(alloc)]);
             }
         }
     }
@@ -733,7 +733,7 @@ fn append_stops(plan: &mut Plan, rec: &Reconciled, now: i64) {
         plan.node_update
             .entry(a.node_id.clone())
             .or_default()
-            .push(a);
+            .push(Arc::new(a));
     }
 }
 
@@ -758,7 +758,7 @@ fn push_preemptions<S: SchedState + ?Sized>(
         plan.node_preemptions
             .entry(node_id.clone())
             .or_default()
-            .push(a);
+            .push(Arc::new(a));
     }
 }
 

@@ -1099,7 +1099,7 @@ impl Server {
             }
         }
         let snap = self.snapshot();
-        let overlay: Vec<&BTreeMap<String, Vec<Allocation>>> = committing
+        let overlay: Vec<&BTreeMap<String, Vec<Arc<Allocation>>>> = committing
             .iter()
             .chain(waiting)
             .map(|p| &p.result.node_allocation)
@@ -1361,7 +1361,7 @@ struct CheckedPlan {
 fn check_plan(
     snap: &StateSnapshot,
     mut plan: Plan,
-    in_flight: &[&BTreeMap<String, Vec<Allocation>>],
+    in_flight: &[&BTreeMap<String, Vec<Arc<Allocation>>>],
 ) -> CheckedPlan {
     let mut node_ids: Vec<String> = plan
         .node_allocation
@@ -1394,7 +1394,7 @@ fn check_plan(
                     .map(|a| a.id.as_str())
                     .collect();
                 let capacity = NodeUsage::capacity_of(&node);
-                let pending: Vec<&Allocation> = in_flight
+                let pending: Vec<&Arc<Allocation>> = in_flight
                     .iter()
                     .filter_map(|m| m.get(&node_id))
                     .flatten()
@@ -1420,7 +1420,7 @@ fn check_plan(
                         if let Some(p) = ports.as_mut().filter(|_| !a.terminal()) {
                             let _ = p.add_alloc(a);
                         }
-                        existing.push(Arc::new(a.clone()));
+                        existing.push(Arc::clone(a));
                     }
                     evaluate_node_plan_with(
                         &node,
@@ -1462,13 +1462,15 @@ fn check_plan(
         if let Some(v) = plan.node_allocation.remove(&node_id) {
             placed.reserve(v.len());
             for a in &v {
-                let mut a = a.clone();
                 // The command carries the plan's job once; an allocation keeps its own
                 // only when the plan has none.
-                if plan.job.is_some() {
-                    a.job = None;
+                if plan.job.is_some() && a.job.is_some() {
+                    let mut own = a.as_ref().clone();
+                    own.job = None;
+                    placed.push(Arc::new(own));
+                } else {
+                    placed.push(Arc::clone(a));
                 }
-                placed.push(a);
             }
             result.node_allocation.insert(node_id, v);
         }

@@ -1,6 +1,7 @@
 //! Cluster objects shared by the server, scheduler and client, in the JSON shape of the API.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -160,6 +161,9 @@ pub struct Evaluation {
 }
 
 /// What a scheduler wants done: allocations to stop and to place, per node.
+///
+/// Allocations are shared (`Arc`): the scheduler builds each once and the plan applier,
+/// the state store and the plan result hold that same allocation instead of copies.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct Plan {
@@ -173,13 +177,13 @@ pub struct Plan {
     /// Commit all of the plan or none of it.
     pub all_at_once: bool,
     /// The job the placements run.
-    pub job: Option<std::sync::Arc<Job>>,
+    pub job: Option<Arc<Job>>,
     /// Allocations to stop or evict, by node ID.
-    pub node_update: BTreeMap<String, Vec<Allocation>>,
+    pub node_update: BTreeMap<String, Vec<Arc<Allocation>>>,
     /// Allocations to place or update in place, by node ID.
-    pub node_allocation: BTreeMap<String, Vec<Allocation>>,
+    pub node_allocation: BTreeMap<String, Vec<Arc<Allocation>>>,
     /// Allocations preempted to make room, by node ID.
-    pub node_preemptions: BTreeMap<String, Vec<Allocation>>,
+    pub node_preemptions: BTreeMap<String, Vec<Arc<Allocation>>>,
     /// A deployment to create or update.
     pub deployment: Option<Deployment>,
     /// Status changes of other deployments.
@@ -204,11 +208,11 @@ impl Plan {
 #[serde(rename_all = "PascalCase", default)]
 pub struct PlanResult {
     /// Stops committed, by node.
-    pub node_update: BTreeMap<String, Vec<Allocation>>,
+    pub node_update: BTreeMap<String, Vec<Arc<Allocation>>>,
     /// Placements committed, by node.
-    pub node_allocation: BTreeMap<String, Vec<Allocation>>,
+    pub node_allocation: BTreeMap<String, Vec<Arc<Allocation>>>,
     /// Preemptions committed, by node.
-    pub node_preemptions: BTreeMap<String, Vec<Allocation>>,
+    pub node_preemptions: BTreeMap<String, Vec<Arc<Allocation>>>,
     /// The deployment committed.
     pub deployment: Option<Deployment>,
     /// Deployment updates committed.
@@ -222,7 +226,8 @@ pub struct PlanResult {
 impl PlanResult {
     /// True when every placement and stop of `plan` was committed.
     pub fn fully_committed(&self, plan: &Plan) -> bool {
-        let count = |m: &BTreeMap<String, Vec<Allocation>>| m.values().map(Vec::len).sum::<usize>();
+        let count =
+            |m: &BTreeMap<String, Vec<Arc<Allocation>>>| m.values().map(Vec::len).sum::<usize>();
         count(&self.node_allocation) == count(&plan.node_allocation)
             && count(&self.node_update) == count(&plan.node_update)
             && count(&self.node_preemptions) == count(&plan.node_preemptions)

@@ -124,9 +124,11 @@ async fn plan_applier_commits_what_fits_and_all_at_once_commits_nothing() {
         ..Plan::default()
     };
     plan.node_allocation
-        .insert("node-0".into(), vec![sized("fits", "node-0", 1000)]);
-    plan.node_allocation
-        .insert("node-1".into(), vec![sized("too-big", "node-1", 5000)]);
+        .insert("node-0".into(), vec![sized("fits", "node-0", 1000).into()]);
+    plan.node_allocation.insert(
+        "node-1".into(),
+        vec![sized("too-big", "node-1", 5000).into()],
+    );
     let result = server.apply_plan(plan.clone()).await.expect("apply");
     assert!(result.refresh_index > 0, "a refusal asks for a refresh");
     assert_eq!(result.node_allocation.len(), 1);
@@ -150,10 +152,14 @@ async fn plan_applier_commits_what_fits_and_all_at_once_commits_nothing() {
         all_at_once: true,
         ..Plan::default()
     };
-    plan.node_allocation
-        .insert("node-0".into(), vec![sized("fits-2", "node-0", 1000)]);
-    plan.node_allocation
-        .insert("node-1".into(), vec![sized("too-big-2", "node-1", 5000)]);
+    plan.node_allocation.insert(
+        "node-0".into(),
+        vec![sized("fits-2", "node-0", 1000).into()],
+    );
+    plan.node_allocation.insert(
+        "node-1".into(),
+        vec![sized("too-big-2", "node-1", 5000).into()],
+    );
     let result = server.apply_plan(plan).await.expect("apply");
     assert!(result.refresh_index > 0);
     assert!(result.node_allocation.is_empty());
@@ -182,7 +188,7 @@ async fn queued_plans_are_checked_against_the_plans_ahead_of_them() {
             ..Plan::default()
         };
         plan.node_allocation
-            .insert(node.into(), vec![sized(alloc, node, cpu)]);
+            .insert(node.into(), vec![sized(alloc, node, cpu).into()]);
         let (reply, rx) = oneshot::channel();
         server
             .inner
@@ -227,7 +233,7 @@ async fn a_plan_check_counts_the_placements_still_being_committed() {
             ..Plan::default()
         };
         p.node_allocation
-            .insert("node-0".into(), vec![sized(alloc, "node-0", 3000)]);
+            .insert("node-0".into(), vec![sized(alloc, "node-0", 3000).into()]);
         p
     };
     // Against the state alone the plan fits.
@@ -236,7 +242,10 @@ async fn a_plan_check_counts_the_placements_still_being_committed() {
     assert!(alone.command.is_some());
     // With a plan of 3,000 MHz on the same node in flight, it no longer does.
     let mut in_flight = BTreeMap::new();
-    in_flight.insert("node-0".to_string(), vec![sized("first", "node-0", 3000)]);
+    in_flight.insert(
+        "node-0".to_string(),
+        vec![Arc::new(sized("first", "node-0", 3000))],
+    );
     let behind = check_plan(&snap, plan("second"), &[&in_flight]);
     assert_eq!(behind.refused_nodes, 1);
     assert!(behind.command.is_none());

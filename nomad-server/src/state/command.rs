@@ -94,9 +94,9 @@ pub enum Command {
         /// The job version placements run.
         job: Option<Arc<Job>>,
         /// Allocations stopped, evicted or preempted.
-        stops: Vec<Allocation>,
-        /// Allocations placed or updated in place.
-        placed: Vec<Allocation>,
+        stops: Vec<Arc<Allocation>>,
+        /// Allocations placed or updated in place, shared with the plan they came from.
+        placed: Vec<Arc<Allocation>>,
         /// A deployment created or updated.
         deployment: Option<Deployment>,
         /// Status changes of deployments.

@@ -415,7 +415,7 @@ mod tests {
                 eval_id: "e".into(),
                 job: Some(Arc::new(job)),
                 stops: vec![],
-                placed: vec![a("a1"), a("a2")],
+                placed: vec![a("a1").into(), a("a2").into()],
                 deployment: Some(d),
                 deployment_updates: vec![],
                 time: 10,

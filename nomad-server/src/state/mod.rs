@@ -155,7 +155,7 @@ pub struct ApplyEffects {
 /// What [`StateData::put_plan`] commits besides the placements.
 struct PlanCommit<'a> {
     job: Option<&'a Arc<Job>>,
-    stops: &'a [Allocation],
+    stops: &'a [Arc<Allocation>],
     deployment: Option<Deployment>,
     deployment_updates: &'a [DeploymentStatusUpdate],
     time: i64,
@@ -662,7 +662,7 @@ impl StateData {
         &mut self,
         index: u64,
         plan: PlanCommit<'_>,
-        placed: impl IntoIterator<Item = Allocation>,
+        placed: impl IntoIterator<Item = Arc<Allocation>>,
         fx: &mut ApplyEffects,
         touched_jobs: &mut Vec<Key>,
     ) {
@@ -717,8 +717,10 @@ impl StateData {
             self.put_alloc(Arc::new(a));
         }
         let mut last_job: Option<Key> = None;
-        for mut a in placed {
+        for mut shared in placed {
             any = true;
+            // Copied only when someone else still holds the plan's allocation.
+            let a = Arc::make_mut(&mut shared);
             let own_job = a.job.take();
             match self.allocs.get(&a.id) {
                 Some(old) => {
@@ -756,7 +758,7 @@ impl StateData {
                 touched_jobs.push(k.clone());
                 last_job = Some(k);
             }
-            self.put_alloc(Arc::new(a));
+            self.put_alloc(shared);
         }
         if any {
             self.touch(Table::Allocs, index);
