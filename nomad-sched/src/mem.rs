@@ -23,13 +23,17 @@ struct NodeTotals {
     usage: NodeUsage,
 }
 
-/// The same in 32-bit fields (16-bit port counts), 32 bytes per node so that two share a
-/// cache line: what the scheduler reads for every node it visits. Values beyond the field
-/// (MHz, MB, ports) saturate; the memory burst total stays in [`NodeTotals`].
+/// The same in 32-bit fields (16-bit class, port counts and burst), 32 bytes per node so
+/// that two share a cache line: what the scheduler reads for every node it visits, usage
+/// included, without touching [`NodeTotals`]. CPU, memory and disk beyond 32 bits saturate;
+/// a class number or memory burst that does not fit in 16 bits is marked [`HotRecord::WIDE`]
+/// and read from [`NodeTotals`].
 #[derive(Default, Clone, Copy)]
 #[repr(C, align(32))]
 struct HotRecord {
-    class: u32,
+    class: u16,
+    /// Memory the allocations may burst to beyond what they reserve, in MB.
+    burst: u16,
     /// Dynamic ports: offered, taken.
     ports: [u16; 2],
     /// cpu, memory, disk.
@@ -46,11 +50,26 @@ fn narrow16(v: u32) -> u16 {
     u16::try_from(v).unwrap_or(u16::MAX)
 }
 
+/// `v` when it fits below [`HotRecord::WIDE`], else that marker.
+fn narrow_or_wide(v: u64) -> u16 {
+    u16::try_from(v)
+        .ok()
+        .filter(|&n| n < HotRecord::WIDE)
+        .unwrap_or(HotRecord::WIDE)
+}
+
 impl HotRecord {
+    /// A class or burst too large for 16 bits: read the authoritative copy.
+    const WIDE: u16 = u16::MAX;
+
     fn of(t: &NodeTotals) -> Self {
         let (c, u) = (&t.capacity, &t.usage);
         HotRecord {
-            class: t.class,
+            class: narrow_or_wide(u64::from(t.class)),
+            burst: match u.memory_max_mb.checked_sub(u.memory_mb) {
+                Some(b) if u.memory_mb <= u64::from(u32::MAX) => narrow_or_wide(b),
+                _ => Self::WIDE,
+            },
             ports: [narrow16(c.dynamic_ports), narrow16(u.dynamic_ports)],
             cap: [narrow(c.cpu), narrow(c.memory_mb), narrow(c.disk_mb)],
             used: [narrow(u.cpu), narrow(u.memory_mb), narrow(u.disk_mb)],
@@ -67,10 +86,17 @@ impl HotRecord {
         }
     }
 
-    fn usage(&self, memory_max_mb: u64) -> NodeUsage {
+    /// The usage; `cold` gives the memory burst total when it did not fit.
+    fn usage(&self, cold: impl FnOnce() -> u64) -> NodeUsage {
+        let memory_mb = u64::from(self.used[1]);
+        let memory_max_mb = if self.burst == Self::WIDE {
+            cold()
+        } else {
+            memory_mb + u64::from(self.burst)
+        };
         NodeUsage {
             cpu: u64::from(self.used[0]),
-            memory_mb: u64::from(self.used[1]),
+            memory_mb,
             memory_max_mb,
             disk_mb: u64::from(self.used[2]),
             dynamic_ports: u32::from(self.ports[1]),
@@ -430,7 +456,11 @@ impl SchedState for MemState {
         self.ready_by_pool.get(pool).map_or(&[], Vec::as_slice)
     }
     fn node_class_id(&self, idx: NodeIdx) -> u32 {
-        self.hot.get(idx as usize).map_or(0, |h| h.class)
+        let i = idx as usize;
+        match self.hot.get(i) {
+            Some(h) if h.class != HotRecord::WIDE => u32::from(h.class),
+            _ => self.cold.get(i).map_or(0, |c| c.class),
+        }
     }
     fn class_count(&self) -> u32 {
         self.class_ids.len() as u32
@@ -442,10 +472,10 @@ impl SchedState for MemState {
     }
     fn node_usage(&self, idx: NodeIdx) -> NodeUsage {
         let i = idx as usize;
-        match (self.hot.get(i), self.cold.get(i)) {
-            (Some(h), Some(c)) => h.usage(c.usage.memory_max_mb),
-            _ => NodeUsage::default(),
-        }
+        let cold = || self.cold.get(i).map_or(0, |c| c.usage.memory_max_mb);
+        self.hot
+            .get(i)
+            .map_or_else(NodeUsage::default, |h| h.usage(cold))
     }
     fn port_index(&self, idx: NodeIdx) -> Option<&PortIndex> {
         self.ports.get(idx as usize)
@@ -593,5 +623,77 @@ impl Planner for MemState {
         }
         self.evals.push(eval);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn totals(class: u32, memory_mb: u64, memory_max_mb: u64) -> NodeTotals {
+        NodeTotals {
+            class,
+            capacity: NodeUsage {
+                cpu: 4000,
+                memory_mb: 8192,
+                memory_max_mb: 8192,
+                disk_mb: 1000,
+                dynamic_ports: 12001,
+            },
+            usage: NodeUsage {
+                cpu: 500,
+                memory_mb,
+                memory_max_mb,
+                disk_mb: 300,
+                dynamic_ports: 2,
+            },
+        }
+    }
+
+    #[test]
+    fn hot_record_gives_the_usage_of_the_authoritative_copy() {
+        let cases = [
+            totals(3, 512, 512),
+            totals(3, 512, 1024),
+            // A burst too large for 16 bits and a class number too large for 16 bits.
+            totals(70_000, 512, 512 + 100_000),
+            // Totals that went below the reserved memory (never from real allocations).
+            totals(1, 512, 100),
+            totals(1, u64::from(u32::MAX) + 5, u64::from(u32::MAX) + 9),
+        ];
+        for t in cases {
+            let h = HotRecord::of(&t);
+            let cold = || t.usage.memory_max_mb;
+            let u = h.usage(cold);
+            assert_eq!(u.memory_max_mb, t.usage.memory_max_mb);
+            assert_eq!(u.cpu, t.usage.cpu);
+            assert_eq!(u.dynamic_ports, t.usage.dynamic_ports);
+            let class = if h.class == HotRecord::WIDE {
+                t.class
+            } else {
+                u32::from(h.class)
+            };
+            assert_eq!(class, t.class);
+        }
+    }
+
+    #[test]
+    fn state_reads_wide_classes_and_bursts_back() {
+        let mut state = MemState::new();
+        for i in 0..3 {
+            let mut node = Node {
+                id: format!("n{i}"),
+                status: status::NODE_READY.into(),
+                ..Node::default()
+            };
+            node.node_class = format!("c{i}");
+            state.upsert_node(node);
+        }
+        let (i, t) = (1usize, totals(70_000, 512, 512 + 100_000));
+        state.cold[i] = t;
+        state.hot[i] = HotRecord::of(&t);
+        assert_eq!(state.node_class_id(1), 70_000);
+        assert_eq!(state.node_usage(1).memory_max_mb, 100_512);
+        assert_eq!(state.node_usage(0).memory_max_mb, 0);
     }
 }

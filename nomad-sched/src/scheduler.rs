@@ -744,6 +744,9 @@ fn push_preemptions<S: SchedState + ?Sized>(
     by: &str,
     now: i64,
 ) {
+    if chosen.preempt.is_empty() {
+        return;
+    }
     let node_id = state
         .nodes()
         .get(chosen.idx as usize)
