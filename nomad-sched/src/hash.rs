@@ -36,8 +36,11 @@ impl Hasher for FastHasher {
     }
 }
 
+/// Builds [`FastHasher`]s.
+pub(crate) type FastBuild = BuildHasherDefault<FastHasher>;
+
 /// A `HashMap` with [`FastHasher`].
-pub(crate) type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FastHasher>>;
+pub(crate) type FastMap<K, V> = HashMap<K, V, FastBuild>;
 
 /// A `HashSet` with [`FastHasher`].
 pub(crate) type FastSet<K> = std::collections::HashSet<K, BuildHasherDefault<FastHasher>>;

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use nomad_core::job::{Job, JobType};
 use nomad_core::structs::{
     status, AllocDeploymentStatus, AllocMetric, AllocatedCpu, AllocatedMemory, AllocatedResources,
-    AllocatedTaskResources, Allocation, Evaluation, Plan,
+    AllocatedTaskResources, Allocation, Evaluation, Plan, PlanResult,
 };
 use rand::Rng;
 
@@ -159,24 +159,9 @@ impl Scheduler {
             }
             let plan = std::mem::take(&mut computed.plan);
             outcome.plans += 1;
-            let new_per_node: Vec<(String, usize)> = plan
-                .node_allocation
-                .iter()
-                .map(|(n, v)| {
-                    (
-                        n.clone(),
-                        v.iter()
-                            .filter(|a| a.create_index == 0 && !a.terminal())
-                            .count(),
-                    )
-                })
-                .collect();
+            let new_per_node = NewPerNode::of(&plan);
             let result = backend.submit_plan(plan)?;
-            outcome.placed += new_per_node
-                .iter()
-                .filter(|(n, _)| result.node_allocation.contains_key(n))
-                .map(|(_, c)| c)
-                .sum::<usize>();
+            outcome.placed += new_per_node.committed(&result);
             outcome.stopped += result.node_update.values().map(Vec::len).sum::<usize>()
                 + result
                     .node_preemptions
@@ -711,6 +696,79 @@ impl Placed {
     }
 }
 
+/// A hash of a node ID for [`NewPerNode`] (a word at a time: IDs are long).
+fn node_key(id: &str) -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = crate::hash::FastBuild::default().build_hasher();
+    h.write(id.as_bytes());
+    h.write_usize(id.len());
+    h.finish()
+}
+
+/// How many new allocations a plan places on each node, to count those the plan applier
+/// committed. Nodes are told apart by a hash of their ID, so that no ID is copied; a plan
+/// in which two nodes' hashes collide keeps the IDs instead.
+struct NewPerNode {
+    total: usize,
+    /// (hash of the node ID, new allocations), sorted by hash.
+    hashed: Vec<(u64, usize)>,
+    /// The exact form, only when hashes collide.
+    named: Option<Vec<(String, usize)>>,
+}
+
+impl NewPerNode {
+    fn of(plan: &Plan) -> Self {
+        let new_on = |v: &[Arc<Allocation>]| {
+            v.iter()
+                .filter(|a| a.create_index == 0 && !a.terminal())
+                .count()
+        };
+        let mut hashed: Vec<(u64, usize)> = plan
+            .node_allocation
+            .iter()
+            .map(|(n, v)| (node_key(n), new_on(v)))
+            .collect();
+        hashed.sort_unstable();
+        let total = hashed.iter().map(|(_, c)| c).sum();
+        let collides = hashed.windows(2).any(|w| w[0].0 == w[1].0);
+        let named = collides.then(|| {
+            plan.node_allocation
+                .iter()
+                .map(|(n, v)| (n.clone(), new_on(v)))
+                .collect()
+        });
+        NewPerNode {
+            total,
+            hashed,
+            named,
+        }
+    }
+
+    /// New allocations on the nodes whose placements `result` committed.
+    fn committed(&self, result: &PlanResult) -> usize {
+        if result.refresh_index == 0 {
+            // Nothing was refused.
+            return self.total;
+        }
+        if let Some(named) = &self.named {
+            return named
+                .iter()
+                .filter(|(n, _)| result.node_allocation.contains_key(n))
+                .map(|(_, c)| c)
+                .sum();
+        }
+        result
+            .node_allocation
+            .keys()
+            .filter_map(|n| {
+                let h = node_key(n);
+                let i = self.hashed.binary_search_by_key(&h, |e| e.0).ok()?;
+                self.hashed.get(i).map(|e| e.1)
+            })
+            .sum()
+    }
+}
+
 fn new_plan(eval: &Evaluation, job: Option<&Arc<Job>>) -> Plan {
     Plan {
         eval_id: eval.id.clone(),
@@ -924,5 +982,60 @@ trait SeedFrom {
 impl SeedFrom for rand::rngs::SmallRng {
     fn seed_from(seed: u64) -> Self {
         <rand::rngs::SmallRng as rand::SeedableRng>::seed_from_u64(seed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn alloc(id: &str, create_index: u64) -> Arc<Allocation> {
+        Arc::new(Allocation {
+            id: id.into(),
+            desired_status: status::ALLOC_DESIRED_RUN.into(),
+            client_status: status::ALLOC_CLIENT_PENDING.into(),
+            create_index,
+            ..Allocation::default()
+        })
+    }
+
+    fn plan() -> Plan {
+        let mut plan = Plan::default();
+        plan.node_allocation
+            .insert("n1".into(), vec![alloc("a", 0), alloc("b", 0)]);
+        // An in-place update is not a new placement.
+        plan.node_allocation
+            .insert("n2".into(), vec![alloc("c", 7), alloc("d", 0)]);
+        plan.node_allocation
+            .insert("n3".into(), vec![alloc("e", 0)]);
+        plan
+    }
+
+    fn committed_on(nodes: &[&str], refresh_index: u64) -> PlanResult {
+        let mut r = PlanResult {
+            refresh_index,
+            ..PlanResult::default()
+        };
+        for n in nodes {
+            r.node_allocation.insert(n.to_string(), Vec::new());
+        }
+        r
+    }
+
+    #[test]
+    fn new_placements_are_counted_on_committed_nodes_only() {
+        let counts = NewPerNode::of(&plan());
+        assert_eq!(counts.total, 4);
+        assert_eq!(counts.committed(&committed_on(&["n1", "n2", "n3"], 0)), 4);
+        assert_eq!(counts.committed(&committed_on(&["n1", "n3"], 9)), 3);
+        assert_eq!(counts.committed(&committed_on(&["n2"], 9)), 1);
+        assert_eq!(counts.committed(&committed_on(&[], 9)), 0);
+        // The exact form used when two node hashes collide gives the same answers.
+        let exact = NewPerNode {
+            named: Some(vec![("n1".into(), 2), ("n2".into(), 1), ("n3".into(), 1)]),
+            ..NewPerNode::of(&plan())
+        };
+        assert_eq!(exact.committed(&committed_on(&["n1", "n3"], 9)), 3);
+        assert_eq!(exact.committed(&committed_on(&["n2"], 9)), 1);
     }
 }

@@ -234,10 +234,41 @@ struct NodeDelta {
     freed_devices: Vec<String>,
 }
 
+/// A set of node positions as one bit each, grown on demand: the walk asks about every
+/// node it visits, and most are in none of the per-evaluation maps, so a bit test spares
+/// a hash lookup.
+#[derive(Default, Clone)]
+struct NodeBits(Vec<u64>);
+
+impl NodeBits {
+    fn contains(&self, idx: NodeIdx) -> bool {
+        let i = idx as usize;
+        self.0
+            .get(i / 64)
+            .is_some_and(|w| w & (1u64 << (i % 64)) != 0)
+    }
+
+    fn insert(&mut self, idx: NodeIdx) {
+        let i = idx as usize;
+        if self.0.len() <= i / 64 {
+            self.0.resize(i / 64 + 1, 0);
+        }
+        if let Some(w) = self.0.get_mut(i / 64) {
+            *w |= 1u64 << (i % 64);
+        }
+    }
+
+    fn clear(&mut self) {
+        self.0.clear();
+    }
+}
+
 /// What the plan changed, per node it touched: entries in a list, found through a map of
 /// small slot numbers (growing the map moves 8-byte entries, not node deltas).
 #[derive(Default)]
 struct Deltas {
+    /// The nodes that have an entry.
+    touched: NodeBits,
     slots: FastMap<NodeIdx, u32>,
     list: Vec<NodeDelta>,
     /// Every planned port of the plan as one number (node, network, port): bin-packing puts
@@ -248,11 +279,15 @@ struct Deltas {
 
 impl Deltas {
     fn get(&self, idx: NodeIdx) -> Option<&NodeDelta> {
+        if !self.touched.contains(idx) {
+            return None;
+        }
         let slot = *self.slots.get(&idx)?;
         self.list.get(slot as usize)
     }
 
     fn entry(&mut self, idx: NodeIdx) -> &mut NodeDelta {
+        self.touched.insert(idx);
         let next = self.list.len() as u32;
         let slot = *self.slots.entry(idx).or_insert(next) as usize;
         if slot == self.list.len() {
@@ -346,6 +381,8 @@ pub(crate) struct EvalCtx<'s, S: SchedState + ?Sized> {
     port_overrides: FastMap<NodeIdx, PortIndex>,
     job_counts: FastMap<NodeIdx, u32>,
     group_counts: Vec<FastMap<NodeIdx, u32>>,
+    /// The nodes with an entry in `job_counts` (and so perhaps in `group_counts`).
+    counted: NodeBits,
     props: Vec<PropSet>,
     source: &'s [NodeIdx],
     /// `source[i] == i` for every position (every node of the snapshot is ready, in
@@ -358,7 +395,7 @@ pub(crate) struct EvalCtx<'s, S: SchedState + ?Sized> {
     pub(crate) penalty_nodes: Vec<NodeIdx>,
     class_names: FastMap<u32, String>,
     /// Per group, a bit per node found infeasible or full during this evaluation.
-    known_bad: Vec<Vec<u64>>,
+    known_bad: Vec<NodeBits>,
     /// The figures of the last placement, kept to reuse their buffers.
     stats_scratch: SelectStats,
     /// Buffers of the walk kept between placements: full nodes seen, low-scoring options
@@ -411,6 +448,7 @@ impl<'s, S: SchedState + ?Sized> EvalCtx<'s, S> {
             port_overrides: FastMap::default(),
             job_counts: FastMap::default(),
             group_counts: Vec::new(),
+            counted: NodeBits::default(),
             props: Vec::new(),
             source,
             source_is_identity: source.iter().enumerate().all(|(i, &idx)| idx as usize == i),
@@ -440,7 +478,7 @@ impl<'s, S: SchedState + ?Sized> EvalCtx<'s, S> {
                 || spec.distinct_hosts.is_some();
             ctx.groups.push(spec);
             ctx.group_counts.push(FastMap::default());
-            ctx.known_bad.push(Vec::new());
+            ctx.known_bad.push(NodeBits::default());
         }
         ctx.count_existing();
         ctx
@@ -621,6 +659,7 @@ impl<'s, S: SchedState + ?Sized> EvalCtx<'s, S> {
                 v.saturating_sub(delta.unsigned_abs())
             }
         };
+        self.counted.insert(idx);
         bump(self.job_counts.entry(idx).or_insert(0));
         if let Some(g) = self.groups.iter().position(|g| g.name == group) {
             bump(self.group_counts[g].entry(idx).or_insert(0));
@@ -644,6 +683,7 @@ impl<'s, S: SchedState + ?Sized> EvalCtx<'s, S> {
     /// [`EvalCtx::count_alloc`] for a placement of group `g`, without looking the group up
     /// by name.
     fn count_placed(&mut self, idx: NodeIdx, g: usize) {
+        self.counted.insert(idx);
         *self.job_counts.entry(idx).or_insert(0) += 1;
         if let Some(counts) = self.group_counts.get_mut(g) {
             *counts.entry(idx).or_insert(0) += 1;
@@ -985,7 +1025,9 @@ impl<'s, S: SchedState + ?Sized> EvalCtx<'s, S> {
         // Only dynamic ports on the default network and a store that counts them: the
         // node's record answers without touching its port index.
         if let Some(wanted) = self.groups[g].dynamic_only {
-            if cap.dynamic_ports > 0 && !self.port_overrides.contains_key(&idx) {
+            let overridden =
+                !self.port_overrides.is_empty() && self.port_overrides.contains_key(&idx);
+            if cap.dynamic_ports > 0 && !overridden {
                 let in_plan = delta.map_or(0, |d| d.default_net_ports);
                 let free = cap
                     .dynamic_ports
@@ -1042,7 +1084,11 @@ impl<'s, S: SchedState + ?Sized> EvalCtx<'s, S> {
         let mut sum = binpack;
         let mut n = 1.0;
 
-        let collisions = self.group_counts[g].get(&idx).copied().unwrap_or(0);
+        let collisions = if self.counted.contains(idx) {
+            self.group_counts[g].get(&idx).copied().unwrap_or(0)
+        } else {
+            0
+        };
         let mut anti_affinity = 0.0;
         if collisions > 0 && spec.count > 0 {
             anti_affinity = -f64::from(collisions + 1) / f64::from(spec.count);
@@ -1232,21 +1278,11 @@ impl<'s, S: SchedState + ?Sized> EvalCtx<'s, S> {
     }
 
     fn is_known_bad(&self, g: usize, idx: NodeIdx) -> bool {
-        let i = idx as usize;
-        self.known_bad[g]
-            .get(i / 64)
-            .is_some_and(|w| w & (1u64 << (i % 64)) != 0)
+        self.known_bad[g].contains(idx)
     }
 
     fn mark_bad(&mut self, g: usize, idx: NodeIdx) {
-        let i = idx as usize;
-        let words = &mut self.known_bad[g];
-        if words.len() <= i / 64 {
-            words.resize(self.state.nodes().len() / 64 + 1, 0);
-        }
-        if let Some(w) = words.get_mut(i / 64) {
-            *w |= 1u64 << (i % 64);
-        }
+        self.known_bad[g].insert(idx);
     }
 
     /// One walk of the node order for group `g` (see [`EvalCtx::select`]).
