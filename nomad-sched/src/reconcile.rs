@@ -260,6 +260,33 @@ fn deploying(tg: &TaskGroup, batch: bool) -> Option<&nomad_core::job::UpdateStra
 }
 
 /// Reconciles the job's groups against its allocations.
+/// The stable name of an allocation, `<job>.<group>[<index>]`, in a string of exactly
+/// its length (every placement keeps one).
+pub(crate) fn alloc_name(job_id: &str, group: &str, index: u32) -> String {
+    let mut digits = [0u8; 10];
+    let mut at = digits.len();
+    let mut n = index;
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    let digits = &digits[at..];
+    let mut s = String::with_capacity(job_id.len() + group.len() + digits.len() + 3);
+    s.push_str(job_id);
+    s.push('.');
+    s.push_str(group);
+    s.push('[');
+    for &d in digits {
+        s.push(char::from(d));
+    }
+    s.push(']');
+    s
+}
+
 pub(crate) fn reconcile(input: ReconcileInput<'_>, allocs: &[AllocView]) -> Reconciled {
     let mut out = Reconciled::default();
     let stopped = input.job.is_none_or(|j| j.stop == Some(true));
@@ -537,7 +564,7 @@ pub(crate) fn reconcile(input: ReconcileInput<'_>, allocs: &[AllocView]) -> Reco
         for i in 0..canary_places {
             placements.push(Place {
                 group: tg.name.clone(),
-                name: format!("{}.{}[{}]", input.job_id, tg.name, i),
+                name: alloc_name(input.job_id, &tg.name, u32::try_from(i).unwrap_or(u32::MAX)),
                 previous: None,
                 reschedule: false,
                 canary: true,
@@ -545,21 +572,25 @@ pub(crate) fn reconcile(input: ReconcileInput<'_>, allocs: &[AllocView]) -> Reco
             });
         }
 
-        // Fill the count with the lowest free names.
+        // Fill the count with the lowest free names: walk up from 0, stepping over the
+        // names in use (in order).
+        let mut wanted = count.saturating_sub(names.len());
+        let mut in_use = names.iter().copied().peekable();
         let mut next = 0u32;
-        while names.len() < count {
-            while names.contains(&next) {
-                next += 1;
+        while wanted > 0 {
+            while in_use.next_if(|&n| n < next).is_some() {}
+            if in_use.next_if_eq(&next).is_none() {
+                placements.push(Place {
+                    group: tg.name.clone(),
+                    name: alloc_name(input.job_id, &tg.name, next),
+                    previous: None,
+                    reschedule: false,
+                    canary: false,
+                    deployment: update.is_some(),
+                });
+                wanted -= 1;
             }
-            names.insert(next);
-            placements.push(Place {
-                group: tg.name.clone(),
-                name: format!("{}.{}[{}]", input.job_id, tg.name, next),
-                previous: None,
-                reschedule: false,
-                canary: false,
-                deployment: update.is_some(),
-            });
+            next += 1;
         }
         placements.extend(replacements);
         // A version that only updates in place is deployed too (its allocations count
@@ -619,6 +650,16 @@ pub(crate) fn reconcile(input: ReconcileInput<'_>, allocs: &[AllocView]) -> Reco
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn allocation_names_are_exact() {
+        for (i, want) in [(0, "web.app[0]"), (7, "web.app[7]"), (10, "web.app[10]")] {
+            let name = alloc_name("web", "app", i);
+            assert_eq!(name, want);
+            assert_eq!(name.capacity(), want.len());
+        }
+        assert_eq!(alloc_name("j", "g", u32::MAX), format!("j.g[{}]", u32::MAX));
+    }
     use nomad_core::job::Duration;
 
     fn policy(f: &str) -> ReschedulePolicy {

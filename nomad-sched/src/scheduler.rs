@@ -623,7 +623,7 @@ impl Scheduler {
             ctx.place(g, &chosen);
             let place = Place {
                 group: name.clone(),
-                name: format!("{}.{}[0]", job.id, name),
+                name: reconcile::alloc_name(&job.id, &name, 0),
                 previous: prev,
                 reschedule: false,
                 canary: false,
