@@ -1400,13 +1400,14 @@ fn check_plan(
                     .flatten()
                     .filter(|a| snap.alloc(&a.id).is_none())
                     .collect();
+                let existing = existing_for_check(snap, &node_id, idx, &removed, placed);
                 if pending.is_empty() {
                     evaluate_node_plan_with(
                         &node,
                         &capacity,
                         &snap.node_usage(idx),
                         snap.port_index(idx),
-                        snap.allocs_by_node(idx),
+                        &existing,
                         &removed,
                         placed,
                     )
@@ -1414,7 +1415,7 @@ fn check_plan(
                     // The node as it will be once the plans in flight are committed.
                     let mut usage = snap.node_usage(idx);
                     let mut ports = snap.port_index(idx).cloned();
-                    let mut existing = snap.allocs_by_node(idx).to_vec();
+                    let mut existing = existing.into_owned();
                     for a in pending {
                         usage.add(&NodeUsage::of_alloc(a));
                         if let Some(p) = ports.as_mut().filter(|_| !a.terminal()) {
@@ -1510,6 +1511,42 @@ fn check_plan(
         refused_nodes,
         placed: n_placed,
     }
+}
+
+/// The allocations of node `node_id` (at `idx`) that the fit check of a node plan has to
+/// see. The check reads the node's allocations only to find those the plan stops or
+/// replaces, to rebuild a missing port index and to count devices in use: when the state
+/// has the node's port index and the plan asks for no device, the allocations the plan
+/// names are enough (looked up by ID), instead of every allocation of the node.
+fn existing_for_check<'a>(
+    snap: &'a StateSnapshot,
+    node_id: &str,
+    idx: nomad_sched::NodeIdx,
+    removed: &[&str],
+    placed: &[Arc<Allocation>],
+) -> std::borrow::Cow<'a, [Arc<Allocation>]> {
+    let asks_devices = placed.iter().any(|a| {
+        a.allocated_resources
+            .iter()
+            .flat_map(|r| r.tasks.values())
+            .any(|t| t.devices.iter().any(|d| !d.device_ids.is_empty()))
+    });
+    if asks_devices || snap.port_index(idx).is_none() {
+        return std::borrow::Cow::Borrowed(snap.allocs_by_node(idx));
+    }
+    let mut named: Vec<Arc<Allocation>> = Vec::new();
+    for id in removed
+        .iter()
+        .copied()
+        .chain(placed.iter().map(|a| a.id.as_str()))
+    {
+        if let Some(a) = snap.alloc(id) {
+            if a.node_id == node_id && !named.iter().any(|x| x.id == a.id) {
+                named.push(a);
+            }
+        }
+    }
+    std::borrow::Cow::Owned(named)
 }
 
 /// The scheduler's view of the server while processing one evaluation: reads a snapshot,

@@ -17,9 +17,11 @@ use tokio::sync::watch;
 
 mod command;
 mod deploy;
+mod node_allocs;
 mod sharded;
 
 pub use command::Command;
+use node_allocs::NodeAllocs;
 use sharded::{Chunked, KeyedShards, ShardedMap};
 
 /// How many versions of a job are kept (Nomad keeps six).
@@ -104,7 +106,7 @@ pub struct StateData {
     ready_all: Arc<Vec<NodeIdx>>,
     allocs: ShardedMap<Allocation>,
     alloc_jobs: ShardedMap<Job>,
-    by_node: Chunked<Arc<Vec<Arc<Allocation>>>>,
+    by_node: Chunked<Arc<NodeAllocs>>,
     /// What each node's non-terminal allocations use, kept as allocations change.
     usage: Chunked<NodeUsage>,
     /// Each node's port index with its non-terminal allocations' ports taken.
@@ -955,7 +957,7 @@ impl StateData {
                 }
                 if prev.node_id != a.node_id {
                     if let Some(list) = self.by_node.get_mut(i as usize) {
-                        Arc::make_mut(list).retain(|x| x.id != a.id);
+                        NodeAllocs::remove(list, &a.id);
                     }
                 }
             }
@@ -970,14 +972,8 @@ impl StateData {
                 }
             }
             if let Some(list) = self.by_node.get_mut(i as usize) {
-                let list = Arc::make_mut(list);
-                match prev
-                    .as_ref()
-                    .and_then(|_| list.iter().position(|x| x.id == a.id))
-                {
-                    Some(p) => list[p] = a,
-                    None => list.push(a),
-                }
+                let replaces = prev.as_ref().is_some_and(|p| p.node_id == a.node_id);
+                NodeAllocs::push(list, a, replaces);
             }
         }
     }
@@ -1001,7 +997,10 @@ impl StateData {
                 if let Some(slot) = Arc::make_mut(&mut self.nodes).get_mut(i as usize) {
                     *slot = Arc::clone(&n);
                 }
-                let ports = ports_of(&n, self.by_node.get(i as usize).map_or(&[], |l| l));
+                let ports = ports_of(
+                    &n,
+                    self.by_node.get(i as usize).map_or(&[], |l| l.as_slice()),
+                );
                 if let Some(p) = self.ports.get_mut(i as usize) {
                     *p = ports;
                 }
@@ -1018,7 +1017,7 @@ impl StateData {
                 Arc::make_mut(&mut self.node_ids).insert(n.id.clone(), i);
                 self.usage.push(usage_of(&allocs));
                 self.ports.push(ports_of(&n, &allocs));
-                self.by_node.push(Arc::new(allocs));
+                self.by_node.push(NodeAllocs::from_vec(allocs));
                 self.update_node_view(i, None, &n);
             }
         }
@@ -1099,7 +1098,7 @@ impl StateData {
                 .map(|(n, l)| ports_of(n, l))
                 .collect(),
         );
-        self.by_node = Chunked::from_vec(by_node.into_iter().map(Arc::new).collect());
+        self.by_node = Chunked::from_vec(by_node.into_iter().map(NodeAllocs::from_vec).collect());
         self.nodes = Arc::new(nodes);
         self.node_ids = Arc::new(ids);
         self.rebuild_node_views();
