@@ -954,15 +954,18 @@ pub(crate) fn uuid(rng: &mut impl Rng) -> String {
     let mut b: [u8; 16] = rng.gen();
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
-    let mut s = String::with_capacity(36);
+    let mut text = [b'-'; 36];
+    let mut at = 0;
     for (i, byte) in b.iter().enumerate() {
         if matches!(i, 4 | 6 | 8 | 10) {
-            s.push('-');
+            at += 1;
         }
-        s.push(HEX[usize::from(byte >> 4)] as char);
-        s.push(HEX[usize::from(byte & 0xf)] as char);
+        text[at] = HEX[usize::from(byte >> 4)];
+        text[at + 1] = HEX[usize::from(byte & 0xf)];
+        at += 2;
     }
-    s
+    // Hex digits and dashes only: always valid UTF-8.
+    std::str::from_utf8(&text).map_or_else(|_| String::new(), str::to_owned)
 }
 
 /// FNV-1a of a string, to derive per-evaluation seeds.
@@ -1020,6 +1023,31 @@ mod tests {
             r.node_allocation.insert(n.to_string(), Vec::new());
         }
         r
+    }
+
+    #[test]
+    fn uuids_are_version_4_and_depend_only_on_the_generator() {
+        // The layout written out the long way, as a reference.
+        fn reference(rng: &mut impl Rng) -> String {
+            let mut b: [u8; 16] = rng.gen();
+            b[6] = (b[6] & 0x0f) | 0x40;
+            b[8] = (b[8] & 0x3f) | 0x80;
+            let mut s = String::new();
+            for (i, byte) in b.iter().enumerate() {
+                if matches!(i, 4 | 6 | 8 | 10) {
+                    s.push('-');
+                }
+                s.push_str(&format!("{byte:02x}"));
+            }
+            s
+        }
+        for seed in 0..50 {
+            let id = uuid(&mut rand::rngs::SmallRng::seed_from(seed));
+            assert_eq!(id, reference(&mut rand::rngs::SmallRng::seed_from(seed)));
+            assert_eq!(id.len(), 36);
+            assert_eq!(&id[14..15], "4");
+            assert!(matches!(&id[19..20], "8" | "9" | "a" | "b"));
+        }
     }
 
     #[test]
