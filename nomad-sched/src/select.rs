@@ -1258,6 +1258,11 @@ impl<'s, S: SchedState + ?Sized> EvalCtx<'s, S> {
         }
         let mut chosen = None;
         if let Some((r, devices)) = best {
+            // The allocation and its metrics copy the node's ID and name next. Reading them
+            // now starts those cache misses while port assignment waits for its own.
+            if let Some(node) = self.state.nodes().get(r.idx as usize) {
+                std::hint::black_box((node.id.as_bytes().first(), node.name.as_bytes().first()));
+            }
             // The check during ranking guarantees the assignment succeeds.
             if let Ok(ports) = self.assign_ports(g, r.idx) {
                 chosen = Some(Chosen {
