@@ -1002,7 +1002,10 @@ impl Server {
                     now: Some(now_nanos()),
                     ..SchedulerOptions::default()
                 });
-                sched.process(&eval, &mut planner)
+                let outcome = sched.process(&eval, &mut planner);
+                let ServerPlanner { server, snap, .. } = planner;
+                server.inner.state.retire(snap);
+                outcome
             })
             .await;
             self.inner
@@ -1105,6 +1108,8 @@ impl Server {
             .map(|p| &p.result.node_allocation)
             .collect();
         let checked = check_plan(&snap, plan, &overlay);
+        let snap_index = snap.index();
+        self.inner.state.retire(snap);
         if checked.refused_nodes > 0 {
             self.inner
                 .metrics
@@ -1115,8 +1120,8 @@ impl Server {
         let ahead = busy || !waiting.is_empty();
         if checked.command.is_none() && (!refused || !ahead) {
             let mut result = checked.result;
-            result.alloc_index = snap.index();
-            result.refresh_index = if refused { snap.index() } else { 0 };
+            result.alloc_index = snap_index;
+            result.refresh_index = if refused { snap_index } else { 0 };
             let _ = reply.send(Ok(result));
             return None;
         }
@@ -1635,7 +1640,10 @@ impl Planner for ServerPlanner {
                 .snapshot_min_index(want, Duration::from_secs(30)),
         );
         match fresh {
-            Some(s) => self.snap = s,
+            Some(s) => {
+                let old = std::mem::replace(&mut self.snap, s);
+                self.server.inner.state.retire(old);
+            }
             None => return Err(planner_err("state did not reach the plan's index")),
         }
         Ok(result)

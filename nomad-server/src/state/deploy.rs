@@ -181,7 +181,7 @@ impl StateData {
                     .chain(unhealthy.iter().map(|id| (id, false)));
                 let mut any = false;
                 for (id, h) in marks {
-                    let Some(old) = self.allocs.get(id).cloned() else {
+                    let Some(old) = self.alloc(id) else {
                         continue;
                     };
                     if &old.deployment_id != deployment_id {
@@ -218,8 +218,7 @@ impl StateData {
         }
         let allocs = self.by_job.get(k).cloned().unwrap_or_default();
         let deployed_version = |a: &nomad_core::structs::Allocation| {
-            self.alloc_jobs
-                .get(&a.id)
+            self.job_of_alloc(&a.id)
                 .is_some_and(|j| j.version == Some(d.job_version))
         };
         let Some(mut groups) = recount(&d, allocs.iter().map(|a| a.as_ref()), deployed_version)

@@ -3,7 +3,7 @@
 //! scheduler reads one consistent view for as long as it likes.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 
 use nomad_core::job::Job;
 use nomad_core::structs::{
@@ -22,7 +22,7 @@ mod sharded;
 
 pub use command::Command;
 use node_allocs::NodeAllocs;
-use sharded::{Chunked, KeyedShards, ShardedMap};
+use sharded::{Chunked, Keyed, KeyedShards, ShardedMap};
 
 /// How many versions of a job are kept (Nomad keeps six).
 pub const JOB_TRACKED_VERSIONS: usize = 6;
@@ -104,20 +104,40 @@ pub struct StateData {
     class_ids: Arc<HashMap<String, u32>>,
     ready: Arc<HashMap<String, Vec<NodeIdx>>>,
     ready_all: Arc<Vec<NodeIdx>>,
-    allocs: ShardedMap<Allocation>,
-    alloc_jobs: ShardedMap<Job>,
+    /// Allocations by ID, each with the job version it runs.
+    allocs: ShardedMap<AllocRecord>,
     by_node: Chunked<Arc<NodeAllocs>>,
     /// What each node's non-terminal allocations use, kept as allocations change.
     usage: Chunked<NodeUsage>,
     /// Each node's port index with its non-terminal allocations' ports taken.
     ports: Chunked<Arc<PortIndex>>,
     by_job: KeyedShards<Key, Vec<Arc<Allocation>>>,
-    evals: ShardedMap<Evaluation>,
+    evals: ShardedMap<Arc<Evaluation>>,
     evals_by_job: Arc<HashMap<Key, Arc<Vec<String>>>>,
     deployments: Arc<HashMap<String, Arc<Deployment>>>,
     latest_deployment: Arc<HashMap<Key, Arc<Deployment>>>,
     services: Arc<HashMap<String, Arc<ServiceRegistration>>>,
     sched_config: Arc<SchedulerConfiguration>,
+}
+
+/// An allocation as stored: without its job, and the job version it runs (shared by every
+/// allocation of that version).
+#[derive(Clone, Debug)]
+struct AllocRecord {
+    alloc: Arc<Allocation>,
+    job: Option<Arc<Job>>,
+}
+
+impl Keyed for AllocRecord {
+    fn key(&self) -> &str {
+        &self.alloc.id
+    }
+}
+
+impl Keyed for Arc<Evaluation> {
+    fn key(&self) -> &str {
+        &self.id
+    }
 }
 
 /// What these allocations use together (terminal ones use nothing).
@@ -216,25 +236,25 @@ impl StateData {
 
     /// An allocation by ID, without its job.
     pub fn alloc(&self, id: &str) -> Option<Arc<Allocation>> {
-        self.allocs.get(id).cloned()
+        self.allocs.get(id).map(|r| Arc::clone(&r.alloc))
     }
 
     /// An allocation by ID with the job version it runs filled in, as the API returns it.
     pub fn alloc_with_job(&self, id: &str) -> Option<Allocation> {
-        let a = self.allocs.get(id)?;
-        let mut a = a.as_ref().clone();
-        a.job = self.alloc_jobs.get(id).cloned();
+        let r = self.allocs.get(id)?;
+        let mut a = r.alloc.as_ref().clone();
+        a.job.clone_from(&r.job);
         Some(a)
     }
 
     /// The job version an allocation runs.
     pub fn job_of_alloc(&self, id: &str) -> Option<Arc<Job>> {
-        self.alloc_jobs.get(id).cloned()
+        self.allocs.get(id).and_then(|r| r.job.clone())
     }
 
     /// Every allocation.
     pub fn allocs(&self) -> impl Iterator<Item = &Arc<Allocation>> {
-        self.allocs.values()
+        self.allocs.values().map(|r| &r.alloc)
     }
 
     /// How many allocations there are.
@@ -525,7 +545,7 @@ impl StateData {
                 time,
             } => {
                 for u in allocs {
-                    let Some(old) = self.allocs.get(&u.id).cloned() else {
+                    let Some(old) = self.alloc(&u.id) else {
                         continue;
                     };
                     let mut a = old.as_ref().clone();
@@ -689,7 +709,7 @@ impl StateData {
         });
         let mut any = !stops.is_empty();
         for s in stops {
-            let Some(old) = self.allocs.get(&s.id).cloned() else {
+            let Some(old) = self.alloc(&s.id) else {
                 continue;
             };
             let mut a = old.as_ref().clone();
@@ -724,7 +744,7 @@ impl StateData {
             // Copied only when someone else still holds the plan's allocation.
             let a = Arc::make_mut(&mut shared);
             let own_job = a.job.take();
-            match self.allocs.get(&a.id) {
+            match self.allocs.get(&a.id).map(|r| &r.alloc) {
                 Some(old) => {
                     a.create_index = old.create_index;
                     a.create_time = old.create_time;
@@ -748,9 +768,7 @@ impl StateData {
             a.modify_index = index;
             a.alloc_modify_index = index;
             a.modify_time = *time;
-            if let Some(j) = job_arc.as_ref().or(own_job.as_ref()) {
-                self.alloc_jobs.insert(a.id.clone(), Arc::clone(j));
-            }
+            let job = job_arc.as_ref().or(own_job.as_ref()).cloned();
             // Placements of one plan belong to one job: push its key once.
             if last_job
                 .as_ref()
@@ -760,7 +778,7 @@ impl StateData {
                 touched_jobs.push(k.clone());
                 last_job = Some(k);
             }
-            self.put_alloc(shared);
+            self.put_alloc_with_job(shared, job);
         }
         if any {
             self.touch(Table::Allocs, index);
@@ -779,8 +797,7 @@ impl StateData {
     }
 
     fn alloc_is_system(&self, a: &Allocation) -> bool {
-        self.alloc_jobs
-            .get(&a.id)
+        self.job_of_alloc(&a.id)
             .and_then(|j| j.job_type.clone())
             .is_some_and(|t| t == "system" || t == "sysbatch")
     }
@@ -903,7 +920,7 @@ impl StateData {
             e.status = status::EVAL_PENDING.to_string();
         }
         e.modify_index = index;
-        self.evals.insert(e.id.clone(), Arc::new(e.clone()));
+        self.evals.insert(Arc::new(e.clone()));
         self.touch(Table::Evals, index);
         e
     }
@@ -930,9 +947,23 @@ impl StateData {
         self.touch(Table::Deployments, index);
     }
 
+    /// Stores an allocation, keeping the job version its earlier version ran.
     fn put_alloc(&mut self, a: Arc<Allocation>) {
+        self.put_alloc_with_job(a, None);
+    }
+
+    /// Stores an allocation running `job` (`None`: the job version its earlier version
+    /// ran, if any).
+    fn put_alloc_with_job(&mut self, a: Arc<Allocation>, job: Option<Arc<Job>>) {
         let k = key(&a.namespace, &a.job_id);
-        let prev = self.allocs.insert(a.id.clone(), Arc::clone(&a));
+        let job = job.or_else(|| self.allocs.get(&a.id).and_then(|r| r.job.clone()));
+        let prev = self
+            .allocs
+            .insert(AllocRecord {
+                alloc: Arc::clone(&a),
+                job,
+            })
+            .map(|r| r.alloc);
         // by job (a new allocation is in no list yet: no search)
         if let Some(v) = self.by_job.get_or_default_mut(k) {
             match prev
@@ -1011,7 +1042,7 @@ impl StateData {
                 let mut allocs: Vec<Arc<Allocation>> = Vec::new();
                 if !self.allocs.is_empty() {
                     // Allocations of a node removed earlier and registered again.
-                    allocs.extend(self.allocs.values().filter(|a| a.node_id == n.id).cloned());
+                    allocs.extend(self.allocs().filter(|a| a.node_id == n.id).cloned());
                 }
                 Arc::make_mut(&mut self.nodes).push(Arc::clone(&n));
                 Arc::make_mut(&mut self.node_ids).insert(n.id.clone(), i);
@@ -1083,7 +1114,7 @@ impl StateData {
             .map(|(i, n)| (n.id.clone(), i as NodeIdx))
             .collect();
         let mut by_node: Vec<Vec<Arc<Allocation>>> = vec![Vec::new(); nodes.len()];
-        for a in self.allocs.values() {
+        for a in self.allocs() {
             if let Some(&i) = ids.get(&a.node_id) {
                 if let Some(list) = by_node.get_mut(i as usize) {
                     list.push(Arc::clone(a));
@@ -1153,13 +1184,10 @@ impl StateData {
             });
         }
         let mut allocs = Vec::new();
-        for a in self.allocs.values() {
-            let job = self
-                .alloc_jobs
-                .get(&a.id)
-                .map(|j| job_pos(j, &mut job_table));
+        for r in self.allocs.values() {
+            let job = r.job.as_ref().map(|j| job_pos(j, &mut job_table));
             allocs.push(PersistedAlloc {
-                alloc: a.as_ref().clone(),
+                alloc: r.alloc.as_ref().clone(),
                 job,
             });
         }
@@ -1216,10 +1244,8 @@ impl StateData {
         }
         s.rebuild_nodes(p.nodes.into_iter().map(Arc::new).collect());
         for pa in p.allocs {
-            if let Some(j) = pa.job.and_then(|i| table.get(i).cloned()) {
-                s.alloc_jobs.insert(pa.alloc.id.clone(), j);
-            }
-            s.put_alloc(Arc::new(pa.alloc));
+            let job = pa.job.and_then(|i| table.get(i).cloned());
+            s.put_alloc_with_job(Arc::new(pa.alloc), job);
         }
         let mut evals = p.evals;
         evals.sort_by_key(|e| e.create_index);
@@ -1227,7 +1253,7 @@ impl StateData {
             let k = key(&e.namespace, &e.job_id);
             let ids = Arc::make_mut(&mut s.evals_by_job).entry(k).or_default();
             Arc::make_mut(ids).push(e.id.clone());
-            s.evals.insert(e.id.clone(), Arc::new(e));
+            s.evals.insert(Arc::new(e));
         }
         let mut deps = p.deployments;
         deps.sort_by_key(|d| d.create_index);
@@ -1329,11 +1355,7 @@ impl SchedState for StateSnapshot {
         self.0.job_allocs(namespace, job_id)
     }
     fn alloc_job(&self, alloc: &Allocation) -> Option<Arc<Job>> {
-        self.0
-            .alloc_jobs
-            .get(&alloc.id)
-            .cloned()
-            .or_else(|| alloc.job.clone())
+        self.0.job_of_alloc(&alloc.id).or_else(|| alloc.job.clone())
     }
     fn job(&self, namespace: &str, job_id: &str) -> Option<Arc<Job>> {
         self.0.job(namespace, job_id)
@@ -1356,6 +1378,35 @@ impl SchedState for StateSnapshot {
 pub struct StateStore {
     current: RwLock<Arc<StateData>>,
     changes: watch::Sender<[u64; 7]>,
+    /// Where replaced versions go to be freed, started on first use.
+    reaper: OnceLock<Reaper>,
+}
+
+/// Frees retired state versions on a thread of its own. The last holder of an old
+/// version frees every table piece later versions replaced (on a busy server, tens of
+/// thousands of allocations' lists, maps and port indexes per second); handing it here
+/// keeps that work off the paths that wait for it (a scheduler refreshing its snapshot
+/// after a plan, the log applying entries). The thread ends when the store is dropped.
+struct Reaper {
+    tx: std::sync::mpsc::SyncSender<Arc<StateData>>,
+}
+
+/// Versions waiting to be freed; beyond this, the caller frees its own.
+const REAPER_QUEUE: usize = 64;
+
+impl Reaper {
+    fn start() -> Option<Reaper> {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Arc<StateData>>(REAPER_QUEUE);
+        std::thread::Builder::new()
+            .name("state-reaper".into())
+            .spawn(move || {
+                for version in rx {
+                    drop(version);
+                }
+            })
+            .ok()?;
+        Some(Reaper { tx })
+    }
 }
 
 impl Default for StateStore {
@@ -1371,7 +1422,31 @@ impl StateStore {
         StateStore {
             current: RwLock::new(Arc::new(StateData::default())),
             changes: tx,
+            reaper: OnceLock::new(),
         }
+    }
+
+    /// Lets go of a snapshot, leaving the freeing of what only it still holds to a
+    /// thread of the store's own (or doing it here when that thread is behind or could
+    /// not be started).
+    pub fn retire(&self, snap: StateSnapshot) {
+        self.retire_version(snap.0);
+    }
+
+    fn retire_version(&self, version: Arc<StateData>) {
+        if Arc::strong_count(&version) > 1 {
+            // Someone else frees it (or retires it) later.
+            return;
+        }
+        let reaper = match self.reaper.get() {
+            Some(r) => r,
+            None => match Reaper::start() {
+                Some(r) => self.reaper.get_or_init(|| r),
+                None => return,
+            },
+        };
+        // Full or gone: freed here.
+        drop(reaper.tx.try_send(version));
     }
 
     /// A consistent view of the state as of now.
@@ -1391,10 +1466,11 @@ impl StateStore {
     fn publish(&self, data: StateData) {
         let tables = data.table_index;
         let data = Arc::new(data);
-        match self.current.write() {
-            Ok(mut g) => *g = data,
-            Err(p) => *p.into_inner() = data,
-        }
+        let old = match self.current.write() {
+            Ok(mut g) => std::mem::replace(&mut *g, data),
+            Err(p) => std::mem::replace(&mut *p.into_inner(), data),
+        };
+        self.retire_version(old);
         self.changes.send_replace(tables);
         // Wake index waiters even when no table changed (a no-op entry).
         self.changes.send_modify(|_| {});

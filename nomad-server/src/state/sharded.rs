@@ -6,21 +6,28 @@ use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
-/// First-level shards; each holds up to `INNER` second-level maps, made when first written.
+/// First-level shards; each holds up to `INNER` second-level lists, made when first written.
 /// Many small first-level shards: a plan's thousand writes touch about as many of them,
 /// each copying `INNER` pointers, instead of copying every one of fewer, larger ones.
 const OUTER: usize = 4096;
 const INNER: usize = 16;
 
-/// A second-level map. Keys are shared strings, so copying a map copies pointers only.
-type Shard<V> = Arc<HashMap<Arc<str>, Arc<V>>>;
+/// What a [`ShardedMap`] holds: values that know their own key.
+pub(crate) trait Keyed: Clone {
+    /// The value's key.
+    fn key(&self) -> &str;
+}
+
+/// A second-level list of values with their key's hash, searched by hash then key: a few
+/// dozen entries at most, so a copy is one small vector of pointers.
+type Shard<V> = Arc<Vec<(u64, V)>>;
 type Outer<V> = Arc<Vec<Shard<V>>>;
 
-/// A map from string keys to shared values in two levels of copy-on-write shards: a
-/// clone is one pointer copy, and a write after a clone copies the top-level vector of
-/// `OUTER` pointers once, one first-level vector of `INNER` pointers and one small map,
-/// so a plan of a thousand allocations copies a few percent of a million-allocation
-/// table instead of all of it.
+/// A map from string keys to values that carry them (shared pointers, cheap to clone), in
+/// two levels of copy-on-write shards: a clone is one pointer copy, and a write after a
+/// clone copies the top-level vector of `OUTER` pointers once, one first-level vector of
+/// `INNER` pointers and one small list, so a plan of a thousand allocations copies a few
+/// percent of a million-allocation table instead of all of it.
 #[derive(Debug)]
 pub(crate) struct ShardedMap<V> {
     shards: Arc<Vec<Outer<V>>>,
@@ -45,39 +52,54 @@ impl<V> Default for ShardedMap<V> {
     }
 }
 
-fn shard_of(key: &str) -> (usize, usize) {
+fn hash_of(key: &str) -> u64 {
     let mut h = DefaultHasher::new();
     key.hash(&mut h);
-    let h = h.finish() as usize;
+    h.finish()
+}
+
+fn shard_of(h: u64) -> (usize, usize) {
+    let h = h as usize;
     (h % OUTER, (h / OUTER) % INNER)
 }
 
-impl<V> ShardedMap<V> {
-    fn shard(&self, key: &str) -> Option<&Shard<V>> {
-        let (o, i) = shard_of(key);
+impl<V: Keyed> ShardedMap<V> {
+    fn shard(&self, h: u64) -> Option<&Shard<V>> {
+        let (o, i) = shard_of(h);
         self.shards.get(o)?.get(i)
     }
 
-    fn shard_mut(&mut self, key: &str) -> Option<&mut HashMap<Arc<str>, Arc<V>>> {
-        let (o, i) = shard_of(key);
+    fn shard_mut(&mut self, h: u64) -> Option<&mut Vec<(u64, V)>> {
+        let (o, i) = shard_of(h);
         let outer = Arc::make_mut(Arc::make_mut(&mut self.shards).get_mut(o)?);
         if outer.is_empty() {
-            outer.resize_with(INNER, || Arc::new(HashMap::new()));
+            outer.resize_with(INNER, || Arc::new(Vec::new()));
         }
         outer.get_mut(i).map(Arc::make_mut)
     }
 
-    pub(crate) fn get(&self, key: &str) -> Option<&Arc<V>> {
-        self.shard(key)?.get(key)
+    pub(crate) fn get(&self, key: &str) -> Option<&V> {
+        let h = hash_of(key);
+        self.shard(h)?
+            .iter()
+            .find(|(kh, v)| *kh == h && v.key() == key)
+            .map(|(_, v)| v)
     }
 
-    pub(crate) fn insert(&mut self, key: String, value: Arc<V>) -> Option<Arc<V>> {
-        let prev = self
-            .shard_mut(&key)
-            .and_then(|shard| match shard.get_mut(key.as_str()) {
-                Some(slot) => Some(std::mem::replace(slot, value)),
-                None => shard.insert(Arc::from(key), value),
-            });
+    /// Stores `value` under its key; returns the value it replaced.
+    pub(crate) fn insert(&mut self, value: V) -> Option<V> {
+        let h = hash_of(value.key());
+        let shard = self.shard_mut(h)?;
+        let prev = match shard
+            .iter_mut()
+            .find(|(kh, v)| *kh == h && v.key() == value.key())
+        {
+            Some((_, slot)) => Some(std::mem::replace(slot, value)),
+            None => {
+                shard.push((h, value));
+                None
+            }
+        };
         if prev.is_none() {
             self.len += 1;
         }
@@ -85,22 +107,24 @@ impl<V> ShardedMap<V> {
     }
 
     #[cfg(test)]
-    pub(crate) fn remove(&mut self, key: &str) -> Option<Arc<V>> {
-        if self.shard(key).is_none_or(|shard| !shard.contains_key(key)) {
-            return None;
-        }
-        let prev = self.shard_mut(key).and_then(|shard| shard.remove(key));
+    pub(crate) fn remove(&mut self, key: &str) -> Option<V> {
+        let h = hash_of(key);
+        let pos = self
+            .shard(h)?
+            .iter()
+            .position(|(kh, v)| *kh == h && v.key() == key)?;
+        let prev = self.shard_mut(h).map(|shard| shard.swap_remove(pos).1);
         if prev.is_some() {
             self.len -= 1;
         }
         prev
     }
 
-    pub(crate) fn values(&self) -> impl Iterator<Item = &Arc<V>> {
+    pub(crate) fn values(&self) -> impl Iterator<Item = &V> {
         self.shards
             .iter()
             .flat_map(|o| o.iter())
-            .flat_map(|s| s.values())
+            .flat_map(|s| s.iter().map(|(_, v)| v))
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -240,19 +264,39 @@ impl<K: Hash + Eq + Clone, V: Clone + Default> KeyedShards<K, V> {
 mod tests {
     use super::*;
 
+    #[derive(Clone, Debug)]
+    struct Named(Arc<(String, u32)>);
+
+    impl Keyed for Named {
+        fn key(&self) -> &str {
+            &self.0 .0
+        }
+    }
+
+    fn named(k: &str, v: u32) -> Named {
+        Named(Arc::new((k.to_string(), v)))
+    }
+
     #[test]
     fn clones_are_isolated() {
-        let mut a: ShardedMap<u32> = ShardedMap::default();
-        a.insert("x".into(), Arc::new(1));
+        let mut a: ShardedMap<Named> = ShardedMap::default();
+        a.insert(named("x", 1));
         let b = a.clone();
-        a.insert("x".into(), Arc::new(2));
-        a.insert("y".into(), Arc::new(3));
-        assert_eq!(b.get("x").map(|v| **v), Some(1));
+        assert_eq!(a.insert(named("x", 2)).map(|v| v.0 .1), Some(1));
+        a.insert(named("y", 3));
+        assert_eq!(b.get("x").map(|v| v.0 .1), Some(1));
         assert!(b.get("y").is_none());
         assert_eq!(a.len(), 2);
         assert_eq!(b.len(), 1);
-        assert_eq!(a.remove("y").map(|v| *v), Some(3));
+        assert_eq!(a.remove("y").map(|v| v.0 .1), Some(3));
         assert_eq!(a.len(), 1);
+        // Many keys: every one found, in every shard.
+        for i in 0..5000u32 {
+            a.insert(named(&format!("k{i}"), i));
+        }
+        assert_eq!(a.len(), 5001);
+        assert!((0..5000u32).all(|i| a.get(&format!("k{i}")).map(|v| v.0 .1) == Some(i)));
+        assert_eq!(a.values().count(), 5001);
     }
 
     #[test]

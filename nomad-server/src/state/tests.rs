@@ -190,3 +190,73 @@ fn persisted_state_round_trips() {
         Some("running".into())
     );
 }
+
+#[test]
+fn stops_keep_the_job_version_and_retired_snapshots_stay_readable() {
+    let store = StateStore::new();
+    store.apply_batch(vec![(
+        1,
+        Command::UpsertNode {
+            node: Box::new(sim_node(0)),
+        },
+    )]);
+    let job = Arc::new(sim_job("web", 2));
+    store.apply_batch(vec![(
+        2,
+        Command::ApplyPlan {
+            eval_id: "e".into(),
+            job: Some(Arc::clone(&job)),
+            stops: vec![],
+            placed: vec![
+                Arc::new(alloc("a1", "node-0", "web")),
+                Arc::new(alloc("a2", "node-0", "web")),
+            ],
+            deployment: None,
+            deployment_updates: vec![],
+            time: 1,
+        },
+    )]);
+    let before = store.snapshot();
+    let mut stop = alloc("a1", "node-0", "web");
+    stop.desired_status = status::ALLOC_DESIRED_STOP.into();
+    store.apply_batch(vec![(
+        3,
+        Command::ApplyPlan {
+            eval_id: "e2".into(),
+            job: None,
+            stops: vec![Arc::new(stop)],
+            placed: vec![],
+            deployment: None,
+            deployment_updates: vec![],
+            time: 2,
+        },
+    )]);
+    let now = store.snapshot();
+    // The stopped allocation still runs the job version it was placed with.
+    assert_eq!(
+        now.job_of_alloc("a1").map(|j| j.id.clone()),
+        Some(job.id.clone())
+    );
+    assert_eq!(
+        now.alloc("a1").map(|a| a.desired_status.clone()),
+        Some(status::ALLOC_DESIRED_STOP.to_string())
+    );
+    assert_eq!(
+        now.alloc_with_job("a2")
+            .and_then(|a| a.job)
+            .map(|j| j.id.clone()),
+        Some(job.id.clone())
+    );
+    assert_eq!(now.node_allocs("node-0").len(), 2);
+    assert_eq!(now.alloc_count(), 2);
+    // A retired snapshot is freed elsewhere; clones of it still read the same state.
+    let kept = before.clone();
+    store.retire(before);
+    assert_eq!(
+        kept.alloc("a1").map(|a| a.desired_status.clone()),
+        Some(status::ALLOC_DESIRED_RUN.to_string())
+    );
+    store.retire(kept);
+    store.retire(now);
+    assert_eq!(store.snapshot().alloc_count(), 2);
+}
