@@ -2,7 +2,7 @@
 //! evaluations, scheduler workers, the plan applier and node liveness, and offers the
 //! operations the HTTP API (and embedders) call.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -23,7 +23,7 @@ use tokio::time::Instant;
 
 use crate::blocked::BlockedEvals;
 use crate::broker::{BrokerConfig, EvalBroker};
-use crate::log::{Applied, ReplicatedLog};
+use crate::log::{Applied, LogFuture, ReplicatedLog};
 use crate::raft::{InProcessNetwork, LogOptions, RaftLog};
 use crate::state::{ns_or_default, Command, StateSnapshot, StateStore};
 use crate::{new_id, now_nanos, ServerError};
@@ -1029,51 +1029,111 @@ impl Server {
     }
 
     /// The plan applier's loop. Plans are checked one at a time, in arrival order. While
-    /// one commit is in flight, the plans checked meanwhile wait (their placements count
+    /// commits are in flight, the plans checked meanwhile wait (their placements count
     /// as taken when the next plans are checked, as in Nomad's applier) and then go to
     /// the log together as one entry, so checking overlaps writing and a busy applier
-    /// writes one entry for several plans.
+    /// writes one entry for several plans. Up to [`MAX_COMMITS_IN_FLIGHT`] entries of
+    /// plans are in flight at once, written to the log in the order they were checked, so
+    /// that one is written to the file while the one before it is applied.
     async fn run_applier(self, mut rx: mpsc::Receiver<PlanRequest>) {
         let mut stop = self.shutdown_signal();
+        let log = Arc::clone(&self.inner.log);
         let mut waiting: Vec<PlanInFlight> = Vec::new();
-        let mut committing: Vec<PlanInFlight> = Vec::new();
-        let mut commit: Option<tokio::task::JoinHandle<Result<u64, ServerError>>> = None;
+        let mut commits: VecDeque<PlanCommit<'_>> = VecDeque::new();
         loop {
-            let room = waiting.len() + committing.len() < MAX_PLANS_IN_FLIGHT;
+            let held = waiting.len() + commits.iter().map(|c| c.plans.len()).sum::<usize>();
+            let room = held < MAX_PLANS_IN_FLIGHT;
             let done = async {
-                match commit.as_mut() {
-                    Some(task) => task.await,
+                match commits.front_mut() {
+                    Some(c) => (&mut c.write).await,
                     None => std::future::pending().await,
                 }
             };
             tokio::select! {
                 biased;
                 _ = stop.changed() => return,
-                index = done => {
-                    commit = None;
-                    let index = index.unwrap_or_else(|e| Err(ServerError::Storage(e.to_string())));
-                    for p in committing.drain(..) {
-                        p.finish(&self, index.clone());
+                result = done => {
+                    if let Some(c) = commits.pop_front() {
+                        let index = self.plans_committed(result, c.commands);
+                        for p in c.plans {
+                            p.finish(&self, index.clone());
+                        }
                     }
                 }
                 r = rx.recv(), if room => {
                     let Some(req) = r else { return };
-                    let busy = commit.is_some();
+                    let busy = !commits.is_empty();
+                    let committing: Vec<&PlanInFlight> =
+                        commits.iter().flat_map(|c| &c.plans).collect();
                     if let Some(p) = self.check_queued_plan(req, &waiting, &committing, busy) {
                         waiting.push(p);
                     }
                 }
             }
-            if commit.is_none() && !waiting.is_empty() {
-                committing = std::mem::take(&mut waiting);
-                let commands: Vec<Command> = committing
-                    .iter_mut()
-                    .filter_map(|p| p.command.take())
-                    .collect();
-                let me = self.clone();
-                commit = Some(tokio::spawn(async move { me.commit_plans(commands).await }));
+            if commits.len() < MAX_COMMITS_IN_FLIGHT && !waiting.is_empty() {
+                let mut plans = std::mem::take(&mut waiting);
+                let mut commands: Vec<Command> =
+                    plans.iter_mut().filter_map(|p| p.command.take()).collect();
+                let n = commands.len();
+                let write = match (n, commands.pop()) {
+                    (_, None) => {
+                        // Refused plans with nothing to write: answered with the plans they
+                        // were checked against, or at once when those are done.
+                        match commits.back_mut() {
+                            Some(last) => last.plans.extend(plans),
+                            None => {
+                                let index = self.inner.state.index();
+                                for p in plans {
+                                    p.finish(&self, Ok(index));
+                                }
+                            }
+                        }
+                        continue;
+                    }
+                    _ if !log.is_leader() => {
+                        Box::pin(std::future::ready(Err(ServerError::NoLeader))) as LogFuture<'_, _>
+                    }
+                    (1, Some(cmd)) => log.apply(cmd),
+                    (_, Some(cmd)) => {
+                        commands.push(cmd);
+                        log.apply(Command::Batch { commands })
+                    }
+                };
+                commits.push_back(PlanCommit {
+                    write,
+                    commands: n,
+                    plans,
+                });
             }
         }
+    }
+
+    /// Acts on the effects of an entry of `commands` plans (one command, or a batch of
+    /// them); returns the entry's index.
+    fn plans_committed(
+        &self,
+        result: Result<Applied, ServerError>,
+        commands: usize,
+    ) -> Result<u64, ServerError> {
+        let applied = result?;
+        if commands <= 1 {
+            self.route_effects(&applied);
+            return Ok(applied.index);
+        }
+        if applied.effects.batch.len() != commands {
+            return Err(ServerError::Storage(format!(
+                "entry {} applied {} of {commands} plans",
+                applied.index,
+                applied.effects.batch.len()
+            )));
+        }
+        for effects in &applied.effects.batch {
+            self.route_effects(&Applied {
+                index: applied.index,
+                effects: effects.clone(),
+            });
+        }
+        Ok(applied.index)
     }
 
     /// Checks one queued plan against the latest state and the plans waiting or being
@@ -1082,7 +1142,7 @@ impl Server {
         &self,
         req: PlanRequest,
         waiting: &[PlanInFlight],
-        committing: &[PlanInFlight],
+        committing: &[&PlanInFlight],
         busy: bool,
     ) -> Option<PlanInFlight> {
         let PlanRequest { plan, reply } = req;
@@ -1104,6 +1164,7 @@ impl Server {
         let snap = self.snapshot();
         let overlay: Vec<&BTreeMap<String, Vec<Arc<Allocation>>>> = committing
             .iter()
+            .copied()
             .chain(waiting)
             .map(|p| &p.result.node_allocation)
             .collect();
@@ -1134,39 +1195,6 @@ impl Server {
             refused,
             reply,
         })
-    }
-
-    /// Writes the commands of checked plans through the log as one entry and acts on
-    /// each one's effects; returns the entry's index (the state index when there is
-    /// nothing to write).
-    async fn commit_plans(&self, mut commands: Vec<Command>) -> Result<u64, ServerError> {
-        match commands.len() {
-            0 => Ok(self.inner.state.index()),
-            1 => match commands.pop() {
-                Some(cmd) => self.apply(cmd).await.map(|a| a.index),
-                None => Ok(self.inner.state.index()),
-            },
-            n => {
-                if !self.inner.log.is_leader() {
-                    return Err(ServerError::NoLeader);
-                }
-                let applied = self.inner.log.apply(Command::Batch { commands }).await?;
-                if applied.effects.batch.len() != n {
-                    return Err(ServerError::Storage(format!(
-                        "entry {} applied {} of {n} plans",
-                        applied.index,
-                        applied.effects.batch.len()
-                    )));
-                }
-                for effects in &applied.effects.batch {
-                    self.route_effects(&Applied {
-                        index: applied.index,
-                        effects: effects.clone(),
-                    });
-                }
-                Ok(applied.index)
-            }
-        }
     }
 
     /// One plan through the applier's check and commit on its own, without the queue
@@ -1308,6 +1336,19 @@ impl Server {
 
 /// The most plans the applier keeps between check and commit.
 const MAX_PLANS_IN_FLIGHT: usize = 8;
+
+/// The most log entries of plans the applier has in flight at once.
+const MAX_COMMITS_IN_FLIGHT: usize = 2;
+
+/// One log entry of checked plans, in flight.
+struct PlanCommit<'a> {
+    /// The write of the entry.
+    write: LogFuture<'a, Result<Applied, ServerError>>,
+    /// Commands the entry carries (a batch when more than one).
+    commands: usize,
+    /// The plans answered when it is applied (some may have written nothing).
+    plans: Vec<PlanInFlight>,
+}
 
 /// A checked plan waiting for its commit or being committed.
 struct PlanInFlight {

@@ -10,9 +10,11 @@
 //! [`LogOptions::logs_to_keep`] entries for followers that lag. RPCs go through any
 //! [`openraft::RaftNetworkFactory`]; [`InProcessNetwork`] connects the nodes of one process.
 //!
-//! Writes are group-committed: while one entry is in flight, the commands submitted
-//! meanwhile queue, and go into the next entry together as one [`Command::Batch`] whose
-//! apply returns each writer its own effects. A lone writer is never delayed.
+//! Writes are group-committed: while entries are in flight (up to two: one written to the
+//! file while the one before it is applied), the commands submitted meanwhile queue, and
+//! go into the next entry together as one [`Command::Batch`] whose apply returns each
+//! writer its own effects. A lone writer is never delayed. Commands reach the log in the
+//! order of the calls to [`ReplicatedLog::apply`].
 
 mod batcher;
 mod machine;
@@ -295,7 +297,7 @@ impl RaftLog {
 
 impl ReplicatedLog for RaftLog {
     fn apply(&self, cmd: Command) -> LogFuture<'_, Result<Applied, ServerError>> {
-        Box::pin(self.writes.write(cmd))
+        Box::pin(self.writes.submit(cmd))
     }
 
     fn is_leader(&self) -> bool {

@@ -379,3 +379,31 @@ async fn concurrent_writes_share_entries_and_each_gets_its_own_effects() {
     assert_eq!(snap.evals().count(), writers);
     log.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_reach_the_log_in_call_order_when_awaited_later() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = Arc::new(StateStore::new());
+    let log = open(&dir.path().join("raft.db"), Arc::clone(&state), fast(1)).await;
+    log.bootstrap(WAIT).await.expect("bootstrap");
+    // Futures made in order, awaited newest first: the entries still follow the calls.
+    let pending: Vec<_> = (0..40)
+        .map(|i| ReplicatedLog::apply(&log, upsert(i)))
+        .collect();
+    let mut indexes = Vec::new();
+    for f in pending.into_iter().rev() {
+        indexes.push(f.await.expect("applied").index);
+    }
+    indexes.reverse();
+    assert!(indexes.windows(2).all(|w| w[0] <= w[1]), "{indexes:?}");
+    // Node positions are given in registration order: the order of the calls.
+    let snap = state.snapshot();
+    for i in 0..40 {
+        let n = sim_node(i);
+        assert_eq!(
+            nomad_sched::SchedState::node_idx(&snap, &n.id),
+            Some(i as nomad_sched::NodeIdx)
+        );
+    }
+    log.shutdown().await;
+}
