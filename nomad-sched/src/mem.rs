@@ -138,6 +138,9 @@ pub struct MemState {
     deployments: ByName<Deployment>,
     config: SchedulerConfiguration,
     evals: Vec<Evaluation>,
+    /// Position in `evals` of the first evaluation with each ID, so that recording an
+    /// evaluation's status does not scan every evaluation before it.
+    eval_pos: HashMap<String, usize>,
     plans_refused: u64,
 }
 
@@ -607,9 +610,9 @@ impl Planner for MemState {
 
     fn update_eval(&mut self, eval: Evaluation) -> Result<(), SchedError> {
         self.bump();
-        match self.evals.iter_mut().find(|e| e.id == eval.id) {
-            Some(e) => *e = eval,
-            None => self.evals.push(eval),
+        match self.eval_pos.get(&eval.id).copied() {
+            Some(i) if i < self.evals.len() => self.evals[i] = eval,
+            _ => self.push_eval(eval),
         }
         Ok(())
     }
@@ -621,8 +624,17 @@ impl Planner for MemState {
         if eval.status.is_empty() {
             eval.status = status::EVAL_PENDING.to_string();
         }
-        self.evals.push(eval);
+        self.push_eval(eval);
         Ok(())
+    }
+}
+
+impl MemState {
+    fn push_eval(&mut self, eval: Evaluation) {
+        if !self.eval_pos.contains_key(&eval.id) {
+            self.eval_pos.insert(eval.id.clone(), self.evals.len());
+        }
+        self.evals.push(eval);
     }
 }
 
@@ -675,6 +687,36 @@ mod tests {
             };
             assert_eq!(class, t.class);
         }
+    }
+
+    #[test]
+    fn evaluation_updates_replace_the_first_with_the_same_id() {
+        let mut state = MemState::new();
+        let eval = |id: &str, status: &str| Evaluation {
+            id: id.into(),
+            status: status.into(),
+            ..Evaluation::default()
+        };
+        state.create_eval(eval("a", "")).expect("recorded");
+        state.create_eval(eval("b", "blocked")).expect("recorded");
+        state.create_eval(eval("a", "blocked")).expect("recorded");
+        state.update_eval(eval("a", "complete")).expect("recorded");
+        state.update_eval(eval("c", "complete")).expect("recorded");
+        state.update_eval(eval("c", "failed")).expect("recorded");
+        let seen: Vec<(&str, &str)> = state
+            .evals()
+            .iter()
+            .map(|e| (e.id.as_str(), e.status.as_str()))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                ("a", "complete"),
+                ("b", "blocked"),
+                ("a", "blocked"),
+                ("c", "failed")
+            ]
+        );
     }
 
     #[test]
