@@ -72,7 +72,9 @@ pub fn evaluate_node_plan(
 
 /// [`evaluate_node_plan`] for stores that keep running totals: `usage` is what the
 /// non-terminal `existing` allocations use and `ports` (when given) their port index, so the
-/// check costs time in the size of the plan, not of the node's allocations.
+/// check costs time in the size of the plan, not of the node's allocations, but for one ID
+/// comparison per existing allocation to find those that leave (stores that index
+/// allocations by ID can spare it with [`evaluate_node_plan_leaving`]).
 pub fn evaluate_node_plan_with(
     node: &Node,
     capacity: &NodeUsage,
@@ -80,6 +82,65 @@ pub fn evaluate_node_plan_with(
     ports: Option<&PortIndex>,
     existing: &[Arc<Allocation>],
     removed: &[&str],
+    placed: &[Arc<Allocation>],
+) -> Result<(), NodeFitError> {
+    let gone = Gone::new(
+        removed
+            .iter()
+            .copied()
+            .chain(placed.iter().map(|a| a.id.as_str())),
+    );
+    let leaving: Vec<&Allocation> = if placed.is_empty() {
+        Vec::new()
+    } else {
+        existing
+            .iter()
+            .map(|a| a.as_ref())
+            .filter(|a| gone.contains(&a.id) && !a.terminal())
+            .collect()
+    };
+    check_node(
+        node, capacity, usage, ports, existing, &gone, &leaving, placed,
+    )
+}
+
+/// [`evaluate_node_plan_with`] for stores that index allocations by ID: the caller finds
+/// `leaving`, the non-terminal allocations of `existing` whose IDs are in `removed` or
+/// among `placed` (each once), so that the check does not compare the ID of every
+/// allocation on the node. `existing` is then only read when the placements ask for
+/// devices or `ports` is not given. Given a different `leaving`, the answer is that of a
+/// node where exactly those allocations leave.
+#[allow(clippy::too_many_arguments)]
+pub fn evaluate_node_plan_leaving(
+    node: &Node,
+    capacity: &NodeUsage,
+    usage: &NodeUsage,
+    ports: Option<&PortIndex>,
+    existing: &[Arc<Allocation>],
+    removed: &[&str],
+    placed: &[Arc<Allocation>],
+    leaving: &[&Allocation],
+) -> Result<(), NodeFitError> {
+    let gone = Gone::new(
+        removed
+            .iter()
+            .copied()
+            .chain(placed.iter().map(|a| a.id.as_str())),
+    );
+    check_node(
+        node, capacity, usage, ports, existing, &gone, leaving, placed,
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+fn check_node(
+    node: &Node,
+    capacity: &NodeUsage,
+    usage: &NodeUsage,
+    ports: Option<&PortIndex>,
+    existing: &[Arc<Allocation>],
+    gone: &Gone<'_>,
+    leaving: &[&Allocation],
     placed: &[Arc<Allocation>],
 ) -> Result<(), NodeFitError> {
     if placed.is_empty() {
@@ -91,20 +152,8 @@ pub fn evaluate_node_plan_with(
     if node.scheduling_eligibility == status::NODE_INELIGIBLE {
         return Err(NodeFitError::NodeIneligible);
     }
-    let gone = Gone::new(
-        removed
-            .iter()
-            .copied()
-            .chain(placed.iter().map(|a| a.id.as_str())),
-    );
-    let leaving: Vec<&Allocation> = existing
-        .iter()
-        .map(|a| a.as_ref())
-        .filter(|a| gone.contains(&a.id) && !a.terminal())
-        .collect();
-
     let mut total = *usage;
-    for a in &leaving {
+    for a in leaving {
         total.sub(&NodeUsage::of_alloc(a));
     }
     for a in placed {
@@ -112,8 +161,8 @@ pub fn evaluate_node_plan_with(
     }
     capacity.covers(&total).map_err(NodeFitError::Exhausted)?;
 
-    check_ports(node, ports, existing, &gone, &leaving, placed)?;
-    check_devices(node, existing, &gone, placed)
+    check_ports(node, ports, existing, gone, leaving, placed)?;
+    check_devices(node, existing, gone, placed)
 }
 
 /// IDs leaving a node: a short list is scanned, a long one hashed.
@@ -331,6 +380,74 @@ mod tests {
             Err(NodeFitError::Devices(_))
         ));
         assert_eq!(evaluate_node_plan(&n, &existing, &["a"], &same_gpu), Ok(()));
+    }
+
+    #[test]
+    fn the_indexed_check_agrees_when_given_the_leaving_allocations() {
+        let n = node();
+        let cap = NodeUsage::capacity_of(&n);
+        let existing = vec![
+            Arc::new(alloc("a", 500, Some(25000), Some("gpu0"))),
+            Arc::new(alloc("b", 300, Some(25001), None)),
+        ];
+        let mut usage = NodeUsage::default();
+        for a in &existing {
+            usage.add(&NodeUsage::of_alloc(a));
+        }
+        let index = PortIndex::for_node_with_allocs(&n, existing.iter().map(|a| a.as_ref()))
+            .expect("no collisions");
+        let cases: Vec<(Vec<&str>, Vec<Arc<Allocation>>)> = vec![
+            (vec![], vec![Arc::new(alloc("c", 100, Some(26000), None))]),
+            (vec![], vec![Arc::new(alloc("c", 300, None, None))]),
+            (
+                vec!["a"],
+                vec![Arc::new(alloc("c", 600, Some(25000), Some("gpu0")))],
+            ),
+            // An in-place update of "b" with more CPU, and a stop of it at the same time.
+            (vec![], vec![Arc::new(alloc("b", 500, Some(25001), None))]),
+            (
+                vec!["b"],
+                vec![Arc::new(alloc("b", 500, Some(25001), None))],
+            ),
+            (vec![], vec![Arc::new(alloc("c", 100, Some(25001), None))]),
+            (vec!["x"], vec![]),
+        ];
+        for (removed, placed) in cases {
+            let gone: Vec<&str> = removed
+                .iter()
+                .copied()
+                .chain(placed.iter().map(|a| a.id.as_str()))
+                .collect();
+            let leaving: Vec<&Allocation> = existing
+                .iter()
+                .map(|a| a.as_ref())
+                .filter(|a| gone.contains(&a.id.as_str()))
+                .collect();
+            let scanned = evaluate_node_plan_with(
+                &n,
+                &cap,
+                &usage,
+                Some(&index),
+                &existing,
+                &removed,
+                &placed,
+            );
+            let indexed = evaluate_node_plan_leaving(
+                &n,
+                &cap,
+                &usage,
+                Some(&index),
+                &existing,
+                &removed,
+                &placed,
+                &leaving,
+            );
+            assert_eq!(scanned, indexed, "removed {removed:?}");
+            assert_eq!(
+                scanned,
+                evaluate_node_plan(&n, &existing, &removed, &placed)
+            );
+        }
     }
 
     #[test]

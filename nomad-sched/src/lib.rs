@@ -81,7 +81,9 @@ mod select;
 mod state;
 
 pub use error::SchedError;
-pub use fit::{evaluate_node_plan, evaluate_node_plan_with, NodeFitError};
+pub use fit::{
+    evaluate_node_plan, evaluate_node_plan_leaving, evaluate_node_plan_with, NodeFitError,
+};
 pub use mem::MemState;
 pub use scheduler::{EvalOutcome, Scheduler, SchedulerOptions};
 pub use select::SelectOptions;

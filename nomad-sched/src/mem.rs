@@ -10,7 +10,7 @@ use nomad_core::structs::{
 };
 use nomad_net::PortIndex;
 
-use crate::fit::evaluate_node_plan_with;
+use crate::fit::evaluate_node_plan_leaving;
 use crate::hash::FastMap;
 use crate::state::{NodeIdx, NodeUsage, Planner, SchedState};
 use crate::SchedError;
@@ -114,7 +114,8 @@ fn get2<'a, V>(m: &'a ByName<V>, ns: &str, id: &str) -> Option<&'a V> {
 /// scheduling and plan application cost time in the size of the work, not of the cluster.
 ///
 /// Plans are applied the way the server's plan applier does: stops always commit, each
-/// node's placements commit when [`crate::evaluate_node_plan_with`] accepts them, and an
+/// node's placements commit when [`crate::evaluate_node_plan_with`] accepts them (through
+/// [`crate::evaluate_node_plan_leaving`] and the state's index by ID), and an
 /// `all_at_once` plan commits whole or not at all. The placements of a [`PlanResult`] list
 /// the committed allocations by ID, name and indexes only; read them back from the state.
 #[derive(Default)]
@@ -530,7 +531,25 @@ impl Planner for MemState {
                 .flatten()
                 .map(|a| a.id.as_str())
                 .collect();
-            let fits = evaluate_node_plan_with(
+            // The allocations that leave the node, found through the ID index: new
+            // placements are in no index yet, so most nodes need no search at all.
+            let mut leaving: Vec<&Allocation> = Vec::new();
+            for id in removed
+                .iter()
+                .copied()
+                .chain(placed.iter().map(|a| a.id.as_str()))
+            {
+                if self.alloc_node.get(id) != Some(&idx) {
+                    continue;
+                }
+                let found = self.by_node[i].iter().find(|a| a.id == id);
+                if let Some(a) = found.filter(|a| !a.terminal()) {
+                    if !leaving.iter().any(|l| std::ptr::eq(*l, a.as_ref())) {
+                        leaving.push(a);
+                    }
+                }
+            }
+            let fits = evaluate_node_plan_leaving(
                 &self.nodes[i],
                 &self.cold[i].capacity,
                 &self.cold[i].usage,
@@ -538,6 +557,7 @@ impl Planner for MemState {
                 &self.by_node[i],
                 &removed,
                 placed,
+                &leaving,
             );
             match fits {
                 Ok(()) => accepted.push(node_id.clone()),
