@@ -22,6 +22,12 @@ use crate::state::{NodeIdx, NodeUsage, SchedState};
 const SKIP_SCORE_THRESHOLD: f64 = 0.0;
 /// ... and skips at most this many.
 const MAX_SKIP: usize = 3;
+/// Nodes whose records the walk reads together before looking at them one by one.
+const READ_AHEAD: usize = 4;
+/// ... on clusters at least this large. The in-memory records of smaller ones (32 bytes a
+/// node) stay in the cache, where the extra reads cost more than they save (c1m, 10,000
+/// nodes: about 3% slower with them; 100,000 nodes: about 11% faster).
+const READ_AHEAD_MIN_NODES: usize = 32_768;
 /// Nomad's bin-packing fitness is in [0, 18].
 const BINPACK_MAX_FIT: f64 = 18.0;
 
@@ -1290,6 +1296,26 @@ impl<'s, S: SchedState + ?Sized> EvalCtx<'s, S> {
         self.known_bad[g].insert(idx);
     }
 
+    /// Reads the records of the next [`READ_AHEAD`] nodes of the walk, one right after the
+    /// other: on a cluster whose records do not fit in the cache their misses then overlap,
+    /// where the walk would otherwise wait for them one at a time. The walk itself does not
+    /// move.
+    fn read_ahead(&self, n: usize) {
+        let mut pos = self.cursor;
+        for _ in 0..READ_AHEAD.min(n) {
+            let idx = if self.source_is_identity {
+                pos as NodeIdx
+            } else {
+                self.source.get(pos).copied().unwrap_or(0)
+            };
+            std::hint::black_box(self.state.node_class_id(idx));
+            pos += self.stride;
+            if pos >= n {
+                pos -= n;
+            }
+        }
+    }
+
     /// One walk of the node order for group `g` (see [`EvalCtx::select`]).
     fn walk(
         &mut self,
@@ -1328,7 +1354,11 @@ impl<'s, S: SchedState + ?Sized> EvalCtx<'s, S> {
                 *best = Some(opt);
             }
         };
-        for _ in 0..n {
+        let read_ahead = n >= READ_AHEAD_MIN_NODES;
+        for i in 0..n {
+            if read_ahead && i % READ_AHEAD == 0 {
+                self.read_ahead(n);
+            }
             let idx = if self.source_is_identity {
                 self.cursor as NodeIdx
             } else {
