@@ -1162,11 +1162,11 @@ impl Server {
             }
         }
         let snap = self.snapshot();
-        let overlay: Vec<&BTreeMap<String, Vec<Arc<Allocation>>>> = committing
+        let overlay: Vec<&BTreeMap<String, PendingNode>> = committing
             .iter()
             .copied()
             .chain(waiting)
-            .map(|p| &p.result.node_allocation)
+            .map(|p| &p.pending)
             .collect();
         let checked = check_plan(&snap, plan, &overlay);
         let snap_index = snap.index();
@@ -1190,6 +1190,7 @@ impl Server {
         // waits for their commit even when it commits nothing itself.
         Some(PlanInFlight {
             result: checked.result,
+            pending: checked.pending,
             command: checked.command,
             placed: checked.placed,
             refused,
@@ -1222,6 +1223,7 @@ impl Server {
         }
         let CheckedPlan {
             mut result,
+            pending,
             command,
             refused_nodes,
             placed: n_placed,
@@ -1237,6 +1239,7 @@ impl Server {
             .metrics
             .allocs_placed
             .fetch_add(n_placed, Ordering::Relaxed);
+        placed_from_state(&mut result, &pending, &self.snapshot());
         result.alloc_index = applied.index;
         if refused {
             result.refresh_index = applied.index;
@@ -1352,9 +1355,12 @@ struct PlanCommit<'a> {
 
 /// A checked plan waiting for its commit or being committed.
 struct PlanInFlight {
-    /// The answer, without its indexes; its placements are part of the state the next
-    /// plans are checked against until the commit is done.
+    /// The answer, without its indexes and placements (filled in from the state once
+    /// the commit is done).
     result: PlanResult,
+    /// The placements by node, as the next plans are checked against them until the
+    /// commit is done.
+    pending: BTreeMap<String, PendingNode>,
     /// What to write, taken when the commit starts.
     command: Option<Command>,
     /// Allocations placed or updated by the commit.
@@ -1374,6 +1380,7 @@ impl PlanInFlight {
                 .allocs_placed
                 .fetch_add(self.placed, Ordering::Relaxed);
             let mut result = self.result;
+            placed_from_state(&mut result, &self.pending, &server.snapshot());
             result.alloc_index = index;
             if self.refused {
                 result.refresh_index = index;
@@ -1386,8 +1393,11 @@ impl PlanInFlight {
 
 /// A plan after the applier's check: what to write to the log and what to answer.
 struct CheckedPlan {
-    /// What was accepted, for the worker (indexes filled in after the commit).
+    /// What was accepted, for the worker (indexes and placements filled in after the
+    /// commit).
     result: PlanResult,
+    /// The accepted placements by node, for checking later plans until the commit.
+    pending: BTreeMap<String, PendingNode>,
     /// The command committing the accepted part, `None` when nothing is to be written.
     command: Option<Command>,
     /// Node plans refused.
@@ -1407,7 +1417,7 @@ struct CheckedPlan {
 fn check_plan(
     snap: &StateSnapshot,
     mut plan: Plan,
-    in_flight: &[&BTreeMap<String, Vec<Arc<Allocation>>>],
+    in_flight: &[&BTreeMap<String, PendingNode>],
 ) -> CheckedPlan {
     let mut node_ids: Vec<String> = plan
         .node_allocation
@@ -1440,11 +1450,10 @@ fn check_plan(
                     .map(|a| a.id.as_str())
                     .collect();
                 let capacity = NodeUsage::capacity_of(&node);
-                let pending: Vec<&Arc<Allocation>> = in_flight
+                let pending: Vec<&PendingNode> = in_flight
                     .iter()
                     .filter_map(|m| m.get(&node_id))
-                    .flatten()
-                    .filter(|a| snap.alloc(&a.id).is_none())
+                    .filter(|p| !p.committed(snap))
                     .collect();
                 let existing = existing_for_check(snap, &node_id, idx, &removed, placed);
                 if pending.is_empty() {
@@ -1462,12 +1471,14 @@ fn check_plan(
                     let mut usage = snap.node_usage(idx);
                     let mut ports = snap.port_index(idx).cloned();
                     let mut existing = existing.into_owned();
-                    for a in pending {
-                        usage.add(&NodeUsage::of_alloc(a));
-                        if let Some(p) = ports.as_mut().filter(|_| !a.terminal()) {
-                            let _ = p.add_alloc(a);
+                    for p in pending {
+                        usage.add(&p.usage);
+                        for a in p.allocs.iter().filter(|(new, _)| *new).map(|(_, a)| a) {
+                            if let Some(ports) = ports.as_mut().filter(|_| !a.terminal()) {
+                                let _ = ports.add_alloc(a);
+                            }
+                            existing.push(Arc::clone(a));
                         }
-                        existing.push(Arc::clone(a));
                     }
                     evaluate_node_plan_with(
                         &node,
@@ -1495,6 +1506,7 @@ fn check_plan(
         accepted.clear();
     }
     let mut result = PlanResult::default();
+    let mut pending = BTreeMap::new();
     let mut stops = Vec::new();
     let mut placed = Vec::new();
     for node_id in accepted {
@@ -1507,19 +1519,20 @@ fn check_plan(
             result.node_preemptions.insert(node_id.clone(), v);
         }
         if let Some(v) = plan.node_allocation.remove(&node_id) {
+            pending.insert(node_id, PendingNode::of(&v, snap));
             placed.reserve(v.len());
-            for a in &v {
+            for a in v {
                 // The command carries the plan's job once; an allocation keeps its own
-                // only when the plan has none.
+                // only when the plan has none. The command holds the only reference, so
+                // the state stores the allocation without copying it.
                 if plan.job.is_some() && a.job.is_some() {
-                    let mut own = a.as_ref().clone();
+                    let mut own = Arc::unwrap_or_clone(a);
                     own.job = None;
                     placed.push(Arc::new(own));
                 } else {
-                    placed.push(Arc::clone(a));
+                    placed.push(a);
                 }
             }
-            result.node_allocation.insert(node_id, v);
         }
     }
     let commit_deployment = !(refused_nodes > 0 && plan.all_at_once);
@@ -1553,9 +1566,94 @@ fn check_plan(
     };
     CheckedPlan {
         result,
+        pending,
         command,
         refused_nodes,
         placed: n_placed,
+    }
+}
+
+/// What a later plan's check must know of one node's placements in a plan being
+/// committed: what they use, and each one's ports (and devices) in a small copy, so that
+/// the allocations themselves stay with the command alone and the state stores them
+/// without copying them.
+#[derive(Debug)]
+struct PendingNode {
+    /// What the new placements (those not in the state when checked) use together.
+    usage: NodeUsage,
+    /// Per placement, whether it is new, and its ID, status and the resources the port
+    /// and device checks read (the allocation itself when it holds devices, a copy of
+    /// those fields otherwise).
+    allocs: Vec<(bool, Arc<Allocation>)>,
+}
+
+impl PendingNode {
+    fn of(placed: &[Arc<Allocation>], snap: &StateSnapshot) -> PendingNode {
+        let mut usage = NodeUsage::default();
+        let allocs = placed
+            .iter()
+            .map(|a| {
+                let new = snap.alloc(&a.id).is_none();
+                if new {
+                    usage.add(&NodeUsage::of_alloc(a));
+                }
+                let devices = a.allocated_resources.iter().any(|r| {
+                    r.tasks
+                        .values()
+                        .any(|t| t.devices.iter().any(|d| !d.device_ids.is_empty()))
+                });
+                if devices {
+                    return (new, Arc::clone(a));
+                }
+                let resources = a.allocated_resources.as_ref().map(|r| {
+                    nomad_core::structs::AllocatedResources {
+                        // Ports come from the shared ports, or from the networks when
+                        // there are none.
+                        tasks: if r.shared.ports.is_empty() {
+                            r.tasks.clone()
+                        } else {
+                            Default::default()
+                        },
+                        task_lifecycles: Default::default(),
+                        shared: r.shared.clone(),
+                    }
+                });
+                let copy = Allocation {
+                    id: a.id.clone(),
+                    node_id: a.node_id.clone(),
+                    desired_status: a.desired_status.clone(),
+                    client_status: a.client_status.clone(),
+                    allocated_resources: resources,
+                    ..Allocation::default()
+                };
+                (new, Arc::new(copy))
+            })
+            .collect();
+        PendingNode { usage, allocs }
+    }
+
+    /// The new placements are in `snap` (their entry is applied: all of them or none).
+    fn committed(&self, snap: &StateSnapshot) -> bool {
+        self.allocs
+            .iter()
+            .find(|(new, _)| *new)
+            .is_none_or(|(_, a)| snap.alloc(&a.id).is_some())
+    }
+}
+
+/// Fills the placements of a committed plan's answer from the state it was committed to.
+fn placed_from_state(
+    result: &mut PlanResult,
+    pending: &BTreeMap<String, PendingNode>,
+    snap: &StateSnapshot,
+) {
+    for (node_id, p) in pending {
+        let committed = p
+            .allocs
+            .iter()
+            .filter_map(|(_, a)| snap.alloc(&a.id))
+            .collect();
+        result.node_allocation.insert(node_id.clone(), committed);
     }
 }
 

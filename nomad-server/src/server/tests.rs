@@ -244,12 +244,13 @@ async fn a_plan_check_counts_the_placements_still_being_committed() {
     let mut in_flight = BTreeMap::new();
     in_flight.insert(
         "node-0".to_string(),
-        vec![Arc::new(sized("first", "node-0", 3000))],
+        PendingNode::of(&[Arc::new(sized("first", "node-0", 3000))], &snap),
     );
+    assert!(alone.pending.contains_key("node-0"));
     let behind = check_plan(&snap, plan("second"), &[&in_flight]);
     assert_eq!(behind.refused_nodes, 1);
     assert!(behind.command.is_none());
-    assert!(behind.result.node_allocation.is_empty());
+    assert!(behind.pending.is_empty());
     // A placement in flight that the state already holds is not counted twice.
     let committed = check_plan(&snap, plan("first"), &[]);
     let cmd = committed.command.expect("command");
@@ -409,4 +410,60 @@ fn restart_after_kill_keeps_jobs_allocs_and_evals() {
             .is_some());
         server.shutdown();
     });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plan_check_counts_the_ports_of_placements_still_being_committed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(config(dir.path())).await.expect("start");
+    server.register_sim_nodes(1).await.expect("nodes");
+    let snap = server.snapshot();
+    let with_port = |id: &str, port: u16| {
+        let mut a = sized(id, "node-0", 10);
+        if let Some(r) = a.allocated_resources.as_mut() {
+            r.shared
+                .ports
+                .push(nomad_core::structs::AllocatedPortMapping {
+                    label: "http".into(),
+                    value: port,
+                    to: 0,
+                    host_ip: String::new(),
+                });
+        }
+        Arc::new(a)
+    };
+    let plan = |a: Arc<Allocation>| {
+        let mut p = Plan {
+            eval_id: "e".into(),
+            ..Plan::default()
+        };
+        p.node_allocation.insert("node-0".into(), vec![a]);
+        p
+    };
+    let mut in_flight = BTreeMap::new();
+    in_flight.insert(
+        "node-0".to_string(),
+        PendingNode::of(&[with_port("first", 25000)], &snap),
+    );
+    // The same port as a placement in flight collides; another port does not.
+    let same = check_plan(&snap, plan(with_port("second", 25000)), &[&in_flight]);
+    assert_eq!(same.refused_nodes, 1);
+    let other = check_plan(&snap, plan(with_port("third", 25001)), &[&in_flight]);
+    assert_eq!(other.refused_nodes, 0);
+    // The committed answer lists the placements as the state stored them.
+    let first = check_plan(&snap, plan(with_port("first", 25000)), &[]);
+    let pending = first.pending;
+    let mut result = first.result;
+    server
+        .apply(first.command.expect("command"))
+        .await
+        .expect("commit");
+    placed_from_state(&mut result, &pending, &server.snapshot());
+    let placed = result.node_allocation.get("node-0").expect("node plan");
+    assert_eq!(placed.len(), 1);
+    assert!(placed[0].create_index > 0);
+    assert!(pending
+        .get("node-0")
+        .is_some_and(|p| p.committed(&server.snapshot())));
+    server.shutdown();
 }
