@@ -84,15 +84,10 @@ pub fn evaluate_node_plan_with(
     removed: &[&str],
     placed: &[Arc<Allocation>],
 ) -> Result<(), NodeFitError> {
-    let gone = Gone::new(
-        removed
-            .iter()
-            .copied()
-            .chain(placed.iter().map(|a| a.id.as_str())),
-    );
     let leaving: Vec<&Allocation> = if placed.is_empty() {
         Vec::new()
     } else {
+        let gone = Gone::of(removed, placed);
         existing
             .iter()
             .map(|a| a.as_ref())
@@ -100,7 +95,7 @@ pub fn evaluate_node_plan_with(
             .collect()
     };
     check_node(
-        node, capacity, usage, ports, existing, &gone, &leaving, placed,
+        node, capacity, usage, ports, existing, removed, &leaving, placed,
     )
 }
 
@@ -121,14 +116,8 @@ pub fn evaluate_node_plan_leaving(
     placed: &[Arc<Allocation>],
     leaving: &[&Allocation],
 ) -> Result<(), NodeFitError> {
-    let gone = Gone::new(
-        removed
-            .iter()
-            .copied()
-            .chain(placed.iter().map(|a| a.id.as_str())),
-    );
     check_node(
-        node, capacity, usage, ports, existing, &gone, leaving, placed,
+        node, capacity, usage, ports, existing, removed, leaving, placed,
     )
 }
 
@@ -139,7 +128,7 @@ fn check_node(
     usage: &NodeUsage,
     ports: Option<&PortIndex>,
     existing: &[Arc<Allocation>],
-    gone: &Gone<'_>,
+    removed: &[&str],
     leaving: &[&Allocation],
     placed: &[Arc<Allocation>],
 ) -> Result<(), NodeFitError> {
@@ -161,8 +150,8 @@ fn check_node(
     }
     capacity.covers(&total).map_err(NodeFitError::Exhausted)?;
 
-    check_ports(node, ports, existing, gone, leaving, placed)?;
-    check_devices(node, existing, gone, placed)
+    check_ports(node, ports, existing, leaving, placed)?;
+    check_devices(node, existing, removed, placed)
 }
 
 /// IDs leaving a node: a short list is scanned, a long one hashed.
@@ -172,8 +161,14 @@ enum Gone<'a> {
 }
 
 impl<'a> Gone<'a> {
-    fn new(ids: impl Iterator<Item = &'a str>) -> Self {
-        let v: Vec<&str> = ids.collect();
+    /// The IDs a node plan takes off the node: those it stops or evicts (`removed`) and
+    /// those it replaces in place (the IDs of `placed`).
+    fn of(removed: &[&'a str], placed: &'a [Arc<Allocation>]) -> Self {
+        let v: Vec<&str> = removed
+            .iter()
+            .copied()
+            .chain(placed.iter().map(|a| a.id.as_str()))
+            .collect();
         if v.len() <= 16 {
             Gone::Few(v)
         } else {
@@ -193,7 +188,6 @@ fn check_ports(
     node: &Node,
     ports: Option<&PortIndex>,
     existing: &[Arc<Allocation>],
-    gone: &Gone<'_>,
     leaving: &[&Allocation],
     placed: &[Arc<Allocation>],
 ) -> Result<(), NodeFitError> {
@@ -219,14 +213,13 @@ fn check_ports(
             }
         }
     }
-    let _ = gone;
     Ok(())
 }
 
 fn check_devices(
     node: &Node,
     existing: &[Arc<Allocation>],
-    gone: &Gone<'_>,
+    removed: &[&str],
     placed: &[Arc<Allocation>],
 ) -> Result<(), NodeFitError> {
     let wanted = |a: &Allocation| -> Vec<String> {
@@ -245,6 +238,7 @@ fn check_devices(
     if asks.is_empty() {
         return Ok(());
     }
+    let gone = Gone::of(removed, placed);
     let healthy: HashSet<&str> = node
         .node_resources
         .iter()
