@@ -559,12 +559,7 @@ impl StateData {
                     );
                     a.modify_index = index;
                     a.modify_time = *time;
-                    if !old.terminal() && a.terminal() {
-                        fx.capacity_changed = true;
-                        if let Some(n) = self.node(&a.node_id) {
-                            fx.freed_classes.push(n.computed_class.clone());
-                        }
-                    }
+                    self.note_freed(&old, &a, &mut fx);
                     touched_jobs.push(key(&a.namespace, &a.job_id));
                     self.put_alloc(Arc::new(a));
                 }
@@ -729,12 +724,7 @@ impl StateData {
             a.modify_index = index;
             a.alloc_modify_index = index;
             a.modify_time = *time;
-            if !old.terminal() && a.terminal() {
-                fx.capacity_changed = true;
-                if let Some(n) = self.node(&a.node_id) {
-                    fx.freed_classes.push(n.computed_class.clone());
-                }
-            }
+            self.note_freed(&old, &a, fx);
             touched_jobs.push(key(&a.namespace, &a.job_id));
             self.put_alloc(Arc::new(a));
         }
@@ -948,6 +938,17 @@ impl StateData {
     }
 
     /// Stores an allocation, keeping the job version its earlier version ran.
+    /// Records in `fx` that `old` became terminal as `new`: its node has room again, and
+    /// the evaluations blocked on the node's class may now place.
+    fn note_freed(&self, old: &Allocation, new: &Allocation, fx: &mut ApplyEffects) {
+        if !old.terminal() && new.terminal() {
+            fx.capacity_changed = true;
+            if let Some(n) = self.node(&new.node_id) {
+                fx.freed_classes.push(n.computed_class.clone());
+            }
+        }
+    }
+
     fn put_alloc(&mut self, a: Arc<Allocation>) {
         self.put_alloc_with_job(a, None);
     }
