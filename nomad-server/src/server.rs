@@ -1136,6 +1136,20 @@ impl Server {
         Ok(applied.index)
     }
 
+    /// Counts a submitted plan and accepts it only from the worker that holds its
+    /// evaluation (the broker's outstanding token).
+    fn admit_plan(&self, plan: &Plan) -> Result<(), ServerError> {
+        self.inner
+            .metrics
+            .plans_submitted
+            .fetch_add(1, Ordering::Relaxed);
+        match self.inner.broker.outstanding(&plan.eval_id) {
+            Some(t) if t == plan.eval_token => Ok(()),
+            Some(_) => Err(ServerError::TokenMismatch(plan.eval_id.clone())),
+            None => Err(ServerError::NotOutstanding(plan.eval_id.clone())),
+        }
+    }
+
     /// Checks one queued plan against the latest state and the plans waiting or being
     /// committed; `None` when it was answered at once.
     fn check_queued_plan(
@@ -1146,20 +1160,9 @@ impl Server {
         busy: bool,
     ) -> Option<PlanInFlight> {
         let PlanRequest { plan, reply } = req;
-        self.inner
-            .metrics
-            .plans_submitted
-            .fetch_add(1, Ordering::Relaxed);
-        match self.inner.broker.outstanding(&plan.eval_id) {
-            Some(t) if t == plan.eval_token => {}
-            Some(_) => {
-                let _ = reply.send(Err(ServerError::TokenMismatch(plan.eval_id.clone())));
-                return None;
-            }
-            None => {
-                let _ = reply.send(Err(ServerError::NotOutstanding(plan.eval_id.clone())));
-                return None;
-            }
+        if let Err(e) = self.admit_plan(&plan) {
+            let _ = reply.send(Err(e));
+            return None;
         }
         let snap = self.snapshot();
         let overlay: Vec<&BTreeMap<String, PendingNode>> = committing
@@ -1204,15 +1207,7 @@ impl Server {
     /// `all_at_once` plan with any refusal), and says which index to refresh to.
     #[cfg(test)]
     pub(crate) async fn apply_plan(&self, plan: Plan) -> Result<PlanResult, ServerError> {
-        self.inner
-            .metrics
-            .plans_submitted
-            .fetch_add(1, Ordering::Relaxed);
-        match self.inner.broker.outstanding(&plan.eval_id) {
-            Some(t) if t == plan.eval_token => {}
-            Some(_) => return Err(ServerError::TokenMismatch(plan.eval_id.clone())),
-            None => return Err(ServerError::NotOutstanding(plan.eval_id.clone())),
-        }
+        self.admit_plan(&plan)?;
         let snap = self.snapshot();
         let checked = check_plan(&snap, plan, &[]);
         if checked.refused_nodes > 0 {
