@@ -139,8 +139,8 @@ fn alloc_status(a: &Allocation, verbose: bool) -> String {
         ("Eval ID", id(&a.eval_id)),
         ("Name", a.name.clone()),
         ("Node ID", id(&a.node_id)),
-        ("Node Name", a.node_name.clone()),
-        ("Job ID", a.job_id.clone()),
+        ("Node Name", a.node_name.to_string()),
+        ("Job ID", a.job_id.to_string()),
         (
             "Job Version",
             a.job
@@ -149,9 +149,9 @@ fn alloc_status(a: &Allocation, verbose: bool) -> String {
                 .unwrap_or(0)
                 .to_string(),
         ),
-        ("Client Status", a.client_status.clone()),
+        ("Client Status", a.client_status.to_string()),
         ("Client Description", none(&a.client_description)),
-        ("Desired Status", a.desired_status.clone()),
+        ("Desired Status", a.desired_status.to_string()),
         ("Desired Description", none(&a.desired_description)),
         ("Created", ago(a.create_time)),
         ("Modified", ago(a.modify_time)),

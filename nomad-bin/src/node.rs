@@ -155,8 +155,15 @@ pub(crate) async fn run(cmd: NodeCommand, api: &Api) -> anyhow::Result<ExitCode>
             print!(
                 "{}",
                 kv(&[
-                    ("ID", if verbose { n.id.clone() } else { short(&n.id) }),
-                    ("Name", n.name.clone()),
+                    (
+                        "ID",
+                        if verbose {
+                            n.id.to_string()
+                        } else {
+                            short(&n.id)
+                        }
+                    ),
+                    ("Name", n.name.to_string()),
                     ("Node Pool", n.node_pool.clone()),
                     ("Class", none(&n.node_class)),
                     ("DC", n.datacenter.clone()),
@@ -211,12 +218,12 @@ pub(crate) async fn run(cmd: NodeCommand, api: &Api) -> anyhow::Result<ExitCode>
                 let stubs: Vec<nomad_api::AllocListStub> = allocs
                     .iter()
                     .map(|a| nomad_api::AllocListStub {
-                        id: a.id.clone(),
-                        node_id: a.node_id.clone(),
-                        task_group: a.task_group.clone(),
+                        id: a.id.to_string(),
+                        node_id: a.node_id.to_string(),
+                        task_group: a.task_group.to_string(),
                         job_version: a.job.as_ref().and_then(|j| j.version),
-                        desired_status: a.desired_status.clone(),
-                        client_status: a.client_status.clone(),
+                        desired_status: a.desired_status.to_string(),
+                        client_status: a.client_status.to_string(),
                         create_time: a.create_time,
                         modify_time: a.modify_time,
                         ..nomad_api::AllocListStub::default()

@@ -253,7 +253,7 @@ impl AllocRunner {
         let (commands, commands_rx) = mpsc::unbounded_channel();
         let (done_tx, done) = watch::channel(false);
         let handle = AllocHandle {
-            alloc_id: self.alloc.id.clone(),
+            alloc_id: self.alloc.id.to_string(),
             states,
             handles,
             events: events.clone(),
@@ -295,7 +295,7 @@ impl AllocRunner {
         let ctx = AllocContext {
             alloc: alloc.clone(),
             node: self.shared.node.clone(),
-            alloc_dir: self.shared.alloc_root.join(&alloc.id),
+            alloc_dir: self.shared.alloc_root.join(&*alloc.id),
         };
         let hooks = self.shared.alloc_hooks(&alloc);
 

@@ -237,15 +237,15 @@ impl Client {
     /// [`ClientError::AllocExists`] when an allocation with this id already runs.
     pub fn run_alloc(&self, mut alloc: Allocation) -> Result<AllocHandle, ClientError> {
         let mut runners = self.lock();
-        if runners.contains_key(&alloc.id) {
-            return Err(ClientError::AllocExists(alloc.id));
+        if runners.contains_key(alloc.id.as_str()) {
+            return Err(ClientError::AllocExists(alloc.id.to_string()));
         }
         if alloc.node_id.is_empty() {
             alloc.node_id = self.shared.node.id.clone();
         }
         let id = alloc.id.clone();
         let handle = AllocRunner::new(alloc, self.shared.clone(), BTreeMap::new()).start();
-        runners.insert(id, handle.clone());
+        runners.insert(id.to_string(), handle.clone());
         Ok(handle)
     }
 
@@ -264,12 +264,12 @@ impl Client {
         for alloc in store.allocs().await? {
             let tasks = store.tasks(&alloc.id).await?;
             let mut runners = self.lock();
-            if runners.contains_key(&alloc.id) {
+            if runners.contains_key(alloc.id.as_str()) {
                 continue;
             }
             let id = alloc.id.clone();
             let handle = AllocRunner::new(alloc, self.shared.clone(), tasks).start();
-            runners.insert(id, handle.clone());
+            runners.insert(id.to_string(), handle.clone());
             out.push(handle);
         }
         Ok(out)

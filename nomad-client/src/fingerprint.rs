@@ -219,14 +219,14 @@ pub async fn fingerprint_node(settings: &NodeSettings, drivers: &DriverSet) -> N
 
     let mut node = Node {
         id: if settings.id.is_empty() {
-            new_id()
+            new_id().into()
         } else {
-            settings.id.clone()
+            settings.id.as_str().into()
         },
         name: if settings.name.is_empty() {
-            hostname
+            hostname.into()
         } else {
-            settings.name.clone()
+            settings.name.as_str().into()
         },
         datacenter: if settings.datacenter.is_empty() {
             "dc1".into()

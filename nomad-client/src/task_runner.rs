@@ -293,16 +293,16 @@ impl TaskRunner {
             .unwrap_or_default();
         TaskConfig {
             id: new_task_id(&self.alloc.id, &self.task.name),
-            alloc_id: self.alloc.id.clone(),
-            job_id: self.alloc.job_id.clone(),
+            alloc_id: self.alloc.id.to_string(),
+            job_id: self.alloc.job_id.to_string(),
             job_name: self
                 .alloc
                 .job
                 .as_ref()
                 .map(|j| j.name.clone())
                 .unwrap_or_default(),
-            namespace: self.alloc.namespace.clone(),
-            group_name: self.alloc.task_group.clone(),
+            namespace: self.alloc.namespace.to_string(),
+            group_name: self.alloc.task_group.to_string(),
             task_name: self.task.name.clone(),
             user: (!ctx.task.user.is_empty()).then(|| ctx.task.user.clone()),
             driver_config: serde_json::Value::Object(ctx.task.config.clone().into_iter().collect()),

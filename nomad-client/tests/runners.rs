@@ -65,7 +65,7 @@ fn alloc(id: &str, job_type: &str, tasks: Vec<Task>, restart: RestartPolicy) -> 
         id: id.into(),
         name: format!("job-{id}.group[0]"),
         namespace: "default".into(),
-        job_id: job.id.clone(),
+        job_id: job.id.as_str().into(),
         task_group: "group".into(),
         job: Some(std::sync::Arc::new(job)),
         desired_status: "run".into(),

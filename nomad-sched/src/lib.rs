@@ -28,7 +28,7 @@
 //! let mut state = MemState::new();
 //! for i in 0..3 {
 //!     let mut node = Node {
-//!         id: format!("node-{i}"),
+//!         id: format!("node-{i}").into(),
 //!         datacenter: "dc1".into(),
 //!         status: "ready".into(),
 //!         node_resources: Some(NodeResources::default()),

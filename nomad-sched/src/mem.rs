@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use nomad_core::job::Job;
 use nomad_core::structs::{
-    status, Allocation, Deployment, Evaluation, Node, Plan, PlanResult, SchedulerConfiguration,
+    status, Allocation, ArcStr, Deployment, Evaluation, Node, Plan, PlanResult,
+    SchedulerConfiguration,
 };
 use nomad_net::PortIndex;
 
@@ -104,9 +105,12 @@ impl HotRecord {
     }
 }
 
-type ByName<V> = HashMap<String, HashMap<String, V>>;
+type ByName<V, K = String> = HashMap<String, HashMap<K, V>>;
 
-fn get2<'a, V>(m: &'a ByName<V>, ns: &str, id: &str) -> Option<&'a V> {
+fn get2<'a, V, K>(m: &'a ByName<V, K>, ns: &str, id: &str) -> Option<&'a V>
+where
+    K: std::borrow::Borrow<str> + std::hash::Hash + Eq,
+{
     m.get(ns)?.get(id)
 }
 
@@ -122,7 +126,7 @@ fn get2<'a, V>(m: &'a ByName<V>, ns: &str, id: &str) -> Option<&'a V> {
 pub struct MemState {
     index: u64,
     nodes: Vec<Arc<Node>>,
-    node_ids: FastMap<String, NodeIdx>,
+    node_ids: FastMap<ArcStr, NodeIdx>,
     /// Class, capacity and usage of each node.
     cold: Vec<NodeTotals>,
     /// The compact mirror of `cold` the scheduler reads: half a cache line per node.
@@ -132,9 +136,9 @@ pub struct MemState {
     ready_by_pool: HashMap<String, Vec<NodeIdx>>,
     ready_all: Vec<NodeIdx>,
     by_node: Vec<Vec<Arc<Allocation>>>,
-    by_job: ByName<Vec<Arc<Allocation>>>,
-    alloc_node: FastMap<String, NodeIdx>,
-    alloc_jobs: FastMap<String, Arc<Job>>,
+    by_job: ByName<Vec<Arc<Allocation>>, ArcStr>,
+    alloc_node: FastMap<ArcStr, NodeIdx>,
+    alloc_jobs: FastMap<ArcStr, Arc<Job>>,
     jobs: ByName<Arc<Job>>,
     deployments: ByName<Deployment>,
     config: SchedulerConfiguration,
@@ -293,7 +297,7 @@ impl MemState {
             return false;
         };
         let mut a = (*old).clone();
-        a.client_status = client_status.to_string();
+        a.client_status = status::shared::alloc_status(client_status);
         a.modify_index = self.bump();
         self.put_alloc(Arc::new(a));
         true
@@ -515,7 +519,7 @@ impl Planner for MemState {
             ..PlanResult::default()
         };
         // Decide which nodes' placements fit before changing anything.
-        let mut accepted: Vec<String> = Vec::new();
+        let mut accepted: Vec<ArcStr> = Vec::new();
         let mut refused = false;
         for (node_id, placed) in &plan.node_allocation {
             let Some(&idx) = self.node_ids.get(node_id) else {
@@ -744,7 +748,7 @@ mod tests {
         let mut state = MemState::new();
         for i in 0..3 {
             let mut node = Node {
-                id: format!("n{i}"),
+                id: format!("n{i}").into(),
                 status: status::NODE_READY.into(),
                 ..Node::default()
             };

@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use nomad_core::job::{Job, ReschedulePolicy, Task, TaskGroup};
 use nomad_core::structs::{
-    status, Allocation, Deployment, DeploymentState, DeploymentStatusUpdate, Node, RescheduleEvent,
-    RescheduleTracker,
+    status, Allocation, ArcStr, Deployment, DeploymentState, DeploymentStatusUpdate, Node,
+    RescheduleEvent, RescheduleTracker,
 };
 
 /// Reschedules due within this window of now happen now (Nomad uses one second).
@@ -27,7 +27,7 @@ pub(crate) struct AllocView {
 /// A new allocation to place.
 #[derive(Debug, Clone)]
 pub(crate) struct Place {
-    pub(crate) group: String,
+    pub(crate) group: ArcStr,
     pub(crate) name: String,
     /// The allocation it replaces (reschedule, migration, lost node, destructive update).
     pub(crate) previous: Option<Arc<Allocation>>,
@@ -180,8 +180,8 @@ pub(crate) fn next_tracker(
     let delay = policy.map_or(0, |p| reschedule_delay(p, prev.reschedule_tracker.as_ref()));
     t.events.push(RescheduleEvent {
         reschedule_time: now,
-        prev_alloc_id: prev.id.clone(),
-        prev_node_id: prev.node_id.clone(),
+        prev_alloc_id: prev.id.to_string(),
+        prev_node_id: prev.node_id.to_string(),
         delay: nomad_core::job::Duration::from_nanos(delay.max(0) as u64),
     });
     t
@@ -348,6 +348,8 @@ pub(crate) fn reconcile(input: ReconcileInput<'_>, allocs: &[AllocView]) -> Reco
         .is_some_and(|d| matches!(d.status.as_str(), "failed" | "paused" | "cancelled"));
 
     for tg in &job.task_groups {
+        // One shared copy of the group name for every placement of the group.
+        let group_name = ArcStr::from(tg.name.as_str());
         let views = by_group.get(tg.name.as_str()).cloned().unwrap_or_default();
         let policy = tg.reschedule_policy.as_ref();
         let count = tg.count_or_default() as usize;
@@ -374,7 +376,7 @@ pub(crate) fn reconcile(input: ReconcileInput<'_>, allocs: &[AllocView]) -> Reco
                         client_status: Some(status::ALLOC_CLIENT_LOST),
                     });
                     replacements.push(Place {
-                        group: tg.name.clone(),
+                        group: group_name.clone(),
                         name: v.alloc.name.clone(),
                         previous: Some(Arc::clone(&v.alloc)),
                         reschedule: false,
@@ -389,7 +391,7 @@ pub(crate) fn reconcile(input: ReconcileInput<'_>, allocs: &[AllocView]) -> Reco
                         client_status: None,
                     });
                     replacements.push(Place {
-                        group: tg.name.clone(),
+                        group: group_name.clone(),
                         name: v.alloc.name.clone(),
                         previous: Some(Arc::clone(&v.alloc)),
                         reschedule: true,
@@ -492,7 +494,7 @@ pub(crate) fn reconcile(input: ReconcileInput<'_>, allocs: &[AllocView]) -> Reco
                 client_status: None,
             });
             replacements.push(Place {
-                group: tg.name.clone(),
+                group: group_name.clone(),
                 name: v.alloc.name.clone(),
                 previous: Some(Arc::clone(&v.alloc)),
                 reschedule: false,
@@ -552,7 +554,7 @@ pub(crate) fn reconcile(input: ReconcileInput<'_>, allocs: &[AllocView]) -> Reco
                 client_status: None,
             });
             replacements.push(Place {
-                group: tg.name.clone(),
+                group: group_name.clone(),
                 name: v.alloc.name.clone(),
                 previous: Some(Arc::clone(&v.alloc)),
                 reschedule: false,
@@ -563,7 +565,7 @@ pub(crate) fn reconcile(input: ReconcileInput<'_>, allocs: &[AllocView]) -> Reco
         let mut placements: Vec<Place> = Vec::new();
         for i in 0..canary_places {
             placements.push(Place {
-                group: tg.name.clone(),
+                group: group_name.clone(),
                 name: alloc_name(input.job_id, &tg.name, u32::try_from(i).unwrap_or(u32::MAX)),
                 previous: None,
                 reschedule: false,
@@ -581,7 +583,7 @@ pub(crate) fn reconcile(input: ReconcileInput<'_>, allocs: &[AllocView]) -> Reco
             while in_use.next_if(|&n| n < next).is_some() {}
             if in_use.next_if_eq(&next).is_none() {
                 placements.push(Place {
-                    group: tg.name.clone(),
+                    group: group_name.clone(),
                     name: alloc_name(input.job_id, &tg.name, next),
                     previous: None,
                     reschedule: false,

@@ -30,8 +30,8 @@ pub fn cluster(nodes: usize, seed: u64) -> MemState {
         let dc = i % 3 + 1;
         let rack = rng.gen_range(0..RACKS_PER_DC);
         let mut node = Node {
-            id: format!("{:08x}-{:04x}-4000-8000-{:012x}", seed as u32, i >> 16, i),
-            name: format!("node-{i}"),
+            id: format!("{:08x}-{:04x}-4000-8000-{:012x}", seed as u32, i >> 16, i).into(),
+            name: format!("node-{i}").into(),
             datacenter: format!("dc{dc}"),
             status: "ready".to_string(),
             scheduling_eligibility: "eligible".to_string(),
@@ -62,7 +62,7 @@ pub fn cluster(nodes: usize, seed: u64) -> MemState {
             node.attributes.insert(k.to_string(), v.to_string());
         }
         node.attributes
-            .insert("unique.hostname".to_string(), node.name.clone());
+            .insert("unique.hostname".to_string(), node.name.to_string());
         node.meta
             .insert("rack".to_string(), format!("dc{dc}-r{rack:02}"));
         state.upsert_node(node);

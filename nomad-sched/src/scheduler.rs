@@ -8,7 +8,7 @@ use std::sync::Arc;
 use nomad_core::job::{Job, JobType};
 use nomad_core::structs::{
     status, AllocDeploymentStatus, AllocMetric, AllocatedCpu, AllocatedMemory, AllocatedResources,
-    AllocatedTaskResources, Allocation, Evaluation, Plan, PlanResult,
+    AllocatedTaskResources, Allocation, ArcStr, Evaluation, Plan, PlanResult,
 };
 use rand::Rng;
 
@@ -308,7 +308,7 @@ impl Scheduler {
         append_stops(&mut plan, &rec, now);
         for a in &rec.inplace {
             let mut u = (**a).clone();
-            u.eval_id.clone_from(&eval.id);
+            u.eval_id = ArcStr::from(eval.id.as_str());
             u.modify_time = now;
             plan.node_allocation
                 .entry(u.node_id.clone())
@@ -358,10 +358,11 @@ impl Scheduler {
         });
         let templates: Vec<AllocatedResources> =
             ctx.groups.iter().map(resources_template).collect();
+        let ids = EvalIds::new(eval, &job, deployment_id.as_deref());
         // Placements are gathered per node and moved into the plan's node map at the end:
         // no search of that map (keyed by node ID) per placement.
         let mut placed = Placed::new();
-        let mut last_group: Option<(String, usize)> = None;
+        let mut last_group: Option<(ArcStr, usize)> = None;
         for p in rec.place {
             let g = match &last_group {
                 Some((name, g)) if *name == p.group => *g,
@@ -373,9 +374,9 @@ impl Scheduler {
                     g
                 }
             };
-            if let Some(m) = att.failed.get_mut(&p.group) {
+            if let Some(m) = att.failed.get_mut(p.group.as_str()) {
                 m.coalesced_failures += 1;
-                *att.queued.entry(p.group.clone()).or_insert(0) += 1;
+                *att.queued.entry(p.group.to_string()).or_insert(0) += 1;
                 continue;
             }
             ctx.penalty_nodes.clear();
@@ -389,14 +390,14 @@ impl Scheduler {
             let Some(mut chosen) = chosen else {
                 metric.nodes_available = ctx.nodes_available();
                 metric.nodes_in_pool = ctx.source_len() as u32;
-                att.failed.insert(p.group.clone(), metric);
-                *att.queued.entry(p.group.clone()).or_insert(0) += 1;
+                att.failed.insert(p.group.to_string(), metric);
+                *att.queued.entry(p.group.to_string()).or_insert(0) += 1;
                 continue;
             };
             ctx.place(g, &chosen);
             let alloc = build_alloc(
                 &mut ctx,
-                eval,
+                &ids,
                 &job,
                 g,
                 &templates[g],
@@ -404,7 +405,6 @@ impl Scheduler {
                 &mut chosen,
                 metric,
                 now,
-                deployment_id.as_deref(),
                 &mut deployment,
             );
             push_preemptions(&mut plan, state, &chosen, &alloc.id, now);
@@ -523,7 +523,7 @@ impl Scheduler {
                     }
                 }
             }
-            present.insert((a.task_group.clone(), idx));
+            present.insert((a.task_group.to_string(), idx));
             if a.client_terminal() {
                 continue;
             }
@@ -555,7 +555,7 @@ impl Scheduler {
                 client_status: None,
             });
             if let Some(idx) = state.node_idx(&v.alloc.node_id) {
-                replace.push((v.alloc.task_group.clone(), idx, Arc::clone(&v.alloc)));
+                replace.push((v.alloc.task_group.to_string(), idx, Arc::clone(&v.alloc)));
             }
         }
         for s in &rec.stop {
@@ -566,7 +566,7 @@ impl Scheduler {
         append_stops(&mut plan, &rec, now);
         for a in &rec.inplace {
             let mut u = (**a).clone();
-            u.eval_id.clone_from(&eval.id);
+            u.eval_id = ArcStr::from(eval.id.as_str());
             plan.node_allocation
                 .entry(u.node_id.clone())
                 .or_default()
@@ -582,6 +582,7 @@ impl Scheduler {
         };
         let templates: Vec<AllocatedResources> =
             ctx.groups.iter().map(resources_template).collect();
+        let ids = EvalIds::new(eval, &job, None);
         let mut targets: Vec<(usize, NodeIdx, Option<Arc<nomad_core::structs::Allocation>>)> =
             Vec::new();
         let source: Vec<NodeIdx> = ctx.source().to_vec();
@@ -622,7 +623,7 @@ impl Scheduler {
             };
             ctx.place(g, &chosen);
             let place = Place {
-                group: name.clone(),
+                group: ArcStr::from(name.as_str()),
                 name: reconcile::alloc_name(&job.id, &name, 0),
                 previous: prev,
                 reschedule: false,
@@ -631,7 +632,7 @@ impl Scheduler {
             };
             let alloc = build_alloc(
                 &mut ctx,
-                eval,
+                &ids,
                 &job,
                 g,
                 &templates[g],
@@ -639,7 +640,6 @@ impl Scheduler {
                 &mut chosen,
                 metric,
                 now,
-                None,
                 &mut deployment,
             );
             push_preemptions(&mut plan, state, &chosen, &alloc.id, now);
@@ -713,7 +713,7 @@ struct NewPerNode {
     /// (hash of the node ID, new allocations), sorted by hash.
     hashed: Vec<(u64, usize)>,
     /// The exact form, only when hashes collide.
-    named: Option<Vec<(String, usize)>>,
+    named: Option<Vec<(ArcStr, usize)>>,
 }
 
 impl NewPerNode {
@@ -782,10 +782,10 @@ fn new_plan(eval: &Evaluation, job: Option<&Arc<Job>>) -> Plan {
 fn append_stops(plan: &mut Plan, rec: &Reconciled, now: i64) {
     for s in &rec.stop {
         let mut a = (*s.alloc).clone();
-        a.desired_status = status::ALLOC_DESIRED_STOP.to_string();
+        a.desired_status = status::shared::ALLOC_DESIRED_STOP;
         a.desired_description = s.desc.to_string();
         if let Some(c) = s.client_status {
-            a.client_status = c.to_string();
+            a.client_status = status::shared::alloc_status(c);
         }
         a.modify_time = now;
         plan.node_update
@@ -812,7 +812,7 @@ fn push_preemptions<S: SchedState + ?Sized>(
         .unwrap_or_default();
     for v in &chosen.preempt {
         let mut a = (**v).clone();
-        a.desired_status = status::ALLOC_DESIRED_EVICT.to_string();
+        a.desired_status = status::shared::ALLOC_DESIRED_EVICT;
         a.desired_description = format!("{} {by}", desc::PREEMPTED);
         a.preempted_by_allocation = by.to_string();
         a.modify_time = now;
@@ -820,6 +820,26 @@ fn push_preemptions<S: SchedState + ?Sized>(
             .entry(node_id.clone())
             .or_default()
             .push(Arc::new(a));
+    }
+}
+
+/// The strings every allocation an evaluation places repeats, shared once per evaluation.
+struct EvalIds {
+    eval_id: ArcStr,
+    namespace: ArcStr,
+    job_id: ArcStr,
+    /// The deployment placements made under it join.
+    deployment_id: Option<ArcStr>,
+}
+
+impl EvalIds {
+    fn new(eval: &Evaluation, job: &Job, deployment_id: Option<&str>) -> Self {
+        EvalIds {
+            eval_id: ArcStr::from(eval.id.as_str()),
+            namespace: ArcStr::from(job.namespace_or_default()),
+            job_id: ArcStr::from(job.id.as_str()),
+            deployment_id: deployment_id.map(ArcStr::from),
+        }
     }
 }
 
@@ -854,7 +874,7 @@ fn resources_template(g: &crate::select::GroupSpec) -> AllocatedResources {
 #[allow(clippy::too_many_arguments)]
 fn build_alloc<S: SchedState + ?Sized>(
     ctx: &mut EvalCtx<'_, S>,
-    eval: &Evaluation,
+    ids: &EvalIds,
     job: &Job,
     g: usize,
     template: &AllocatedResources,
@@ -862,7 +882,6 @@ fn build_alloc<S: SchedState + ?Sized>(
     chosen: &mut Chosen,
     metric: AllocMetric,
     now: i64,
-    deployment_id: Option<&str>,
     deployment: &mut Option<nomad_core::structs::Deployment>,
 ) -> Allocation {
     let state = ctx.state;
@@ -899,28 +918,27 @@ fn build_alloc<S: SchedState + ?Sized>(
             tr.devices.clone_from(devs);
         }
     }
-    let id = uuid(&mut ctx.rng);
     let mut alloc = Allocation {
-        id,
-        namespace: job.namespace_or_default().to_string(),
-        eval_id: eval.id.clone(),
+        id: uuid_shared(&mut ctx.rng),
+        namespace: ids.namespace.clone(),
+        eval_id: ids.eval_id.clone(),
         name: p.name,
         node_id,
         node_name,
-        job_id: job.id.clone(),
+        job_id: ids.job_id.clone(),
         job: None,
         task_group: p.group,
         allocated_resources: Some(ar),
         metrics: Some(metric),
-        desired_status: status::ALLOC_DESIRED_RUN.to_string(),
-        client_status: status::ALLOC_CLIENT_PENDING.to_string(),
+        desired_status: status::shared::ALLOC_DESIRED_RUN,
+        client_status: status::shared::ALLOC_CLIENT_PENDING,
         create_time: now,
         modify_time: now,
         preempted_allocations: chosen.preempt.iter().map(|a| a.id.clone()).collect(),
         ..Allocation::default()
     };
     if let Some(prev) = &p.previous {
-        alloc.previous_allocation.clone_from(&prev.id);
+        alloc.previous_allocation = prev.id.to_string();
         if p.reschedule {
             let policy = job
                 .group(&alloc.task_group)
@@ -929,17 +947,17 @@ fn build_alloc<S: SchedState + ?Sized>(
         }
     }
     if p.deployment {
-        if let Some(d) = deployment_id {
-            alloc.deployment_id = d.to_string();
+        if let Some(d) = &ids.deployment_id {
+            alloc.deployment_id = d.clone();
             alloc.deployment_status = Some(AllocDeploymentStatus {
                 canary: p.canary,
                 ..AllocDeploymentStatus::default()
             });
             if let Some(dep) = deployment.as_mut() {
-                if let Some(s) = dep.task_groups.get_mut(&alloc.task_group) {
+                if let Some(s) = dep.task_groups.get_mut(alloc.task_group.as_str()) {
                     s.placed_allocs += 1;
                     if p.canary {
-                        s.placed_canaries.push(alloc.id.clone());
+                        s.placed_canaries.push(alloc.id.to_string());
                     }
                 }
             }
@@ -950,6 +968,19 @@ fn build_alloc<S: SchedState + ?Sized>(
 
 /// A random (version 4) UUID from the seeded generator.
 pub(crate) fn uuid(rng: &mut impl Rng) -> String {
+    let text = uuid_text(rng);
+    // Hex digits and dashes only: always valid UTF-8.
+    std::str::from_utf8(&text).map_or_else(|_| String::new(), str::to_owned)
+}
+
+/// [`uuid`] as a shared string, built straight from the text (one allocation).
+fn uuid_shared(rng: &mut impl Rng) -> ArcStr {
+    let text = uuid_text(rng);
+    std::str::from_utf8(&text).map_or_else(|_| ArcStr::new(), ArcStr::from)
+}
+
+/// The 36 characters of a random (version 4) UUID.
+fn uuid_text(rng: &mut impl Rng) -> [u8; 36] {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut b: [u8; 16] = rng.gen();
     b[6] = (b[6] & 0x0f) | 0x40;
@@ -964,8 +995,7 @@ pub(crate) fn uuid(rng: &mut impl Rng) -> String {
         text[at + 1] = HEX[usize::from(byte & 0xf)];
         at += 2;
     }
-    // Hex digits and dashes only: always valid UTF-8.
-    std::str::from_utf8(&text).map_or_else(|_| String::new(), str::to_owned)
+    text
 }
 
 /// FNV-1a of a string, to derive per-evaluation seeds.
@@ -1020,7 +1050,7 @@ mod tests {
             ..PlanResult::default()
         };
         for n in nodes {
-            r.node_allocation.insert(n.to_string(), Vec::new());
+            r.node_allocation.insert(n.to_string().into(), Vec::new());
         }
         r
     }

@@ -1549,18 +1549,18 @@ impl<'s, S: SchedState + ?Sized> EvalCtx<'s, S> {
                 .filter(|v| **v != 0.0)
                 .count();
             let mut scores = LiteMap::with_capacity(1 + extra);
-            scores.insert("binpack".to_string(), r.binpack);
+            scores.insert(arcstr::literal!("binpack"), r.binpack);
             if r.anti_affinity != 0.0 {
-                scores.insert("job-anti-affinity".to_string(), r.anti_affinity);
+                scores.insert(arcstr::literal!("job-anti-affinity"), r.anti_affinity);
             }
             if r.penalty != 0.0 {
-                scores.insert("node-reschedule-penalty".to_string(), r.penalty);
+                scores.insert(arcstr::literal!("node-reschedule-penalty"), r.penalty);
             }
             if r.affinity != 0.0 {
-                scores.insert("node-affinity".to_string(), r.affinity);
+                scores.insert(arcstr::literal!("node-affinity"), r.affinity);
             }
             if r.spread != 0.0 {
-                scores.insert("allocation-spread".to_string(), r.spread);
+                scores.insert(arcstr::literal!("allocation-spread"), r.spread);
             }
             m.score_meta_data.push(NodeScoreMeta {
                 node_id: node.id.clone(),

@@ -100,8 +100,8 @@ impl Runner {
         let a = kv(&w[1..]);
         let num = |k: &str, d: u64| a.get(k).and_then(|v| v.parse().ok()).unwrap_or(d);
         let mut n = Node {
-            id: Self::node_id(name),
-            name: name.to_string(),
+            id: Self::node_id(name).into(),
+            name: name.to_string().into(),
             datacenter: a.get("dc").cloned().unwrap_or_else(|| "dc1".into()),
             node_pool: a.get("pool").cloned().unwrap_or_else(|| "default".into()),
             node_class: a.get("class").cloned().unwrap_or_default(),

@@ -82,8 +82,8 @@ fn build_state(nodes: &[NodeSpec]) -> MemState {
     let mut state = MemState::new();
     for (i, n) in nodes.iter().enumerate() {
         let mut node = Node {
-            id: format!("node-{i}"),
-            name: format!("n{i}"),
+            id: format!("node-{i}").into(),
+            name: format!("n{i}").into(),
             datacenter: "dc1".into(),
             status: "ready".into(),
             node_resources: Some(NodeResources::default()),
@@ -414,7 +414,7 @@ proptest! {
             for (i, spec) in jobs.iter().enumerate() {
                 run(&mut state, build_job(&format!("job{i}"), spec), seed);
             }
-            let mut v: Vec<(String, String, Vec<u16>)> = state
+            let mut v: Vec<(String, nomad_core::structs::ArcStr, Vec<u16>)> = state
                 .allocs()
                 .map(|a| (a.name.clone(), a.node_id.clone(), a.allocated_resources.iter().flat_map(|r| r.shared.ports.iter().map(|p| p.value)).collect()))
                 .collect();

@@ -81,7 +81,7 @@ fn waiting(snap: &StateSnapshot, d: &Deployment) -> Vec<String> {
                 .and_then(|s| s.healthy)
                 .is_none()
         })
-        .map(|a| a.id.clone())
+        .map(|a| a.id.to_string())
         .collect()
 }
 
@@ -352,7 +352,7 @@ async fn a_version_updated_in_place_is_deployed_at_once_and_marked_stable() {
             ..nomad_core::structs::Allocation::default()
         })
         .collect();
-    let ids: Vec<String> = running.iter().map(|a| a.id.clone()).collect();
+    let ids: Vec<String> = running.iter().map(|a| a.id.to_string()).collect();
     server
         .update_allocs_from_client(running)
         .await
@@ -374,7 +374,7 @@ async fn a_version_updated_in_place_is_deployed_at_once_and_marked_stable() {
         .job_allocs("default", "web")
         .iter()
         .filter(|a| !a.terminal())
-        .map(|a| a.id.clone())
+        .map(|a| a.id.to_string())
         .collect();
     live.sort();
     let mut ids = ids;

@@ -882,7 +882,7 @@ fn job_summary(s: &StateSnapshot, j: &Job) -> Value {
             _ => continue,
         };
         *groups
-            .entry(a.task_group.clone())
+            .entry(a.task_group.to_string())
             .or_default()
             .entry(kind)
             .or_insert(0) += 1;

@@ -225,8 +225,8 @@ pub(crate) fn dry_run(snap: StateSnapshot, mut job: Job, warnings: Vec<String>) 
     let mut replaced: HashSet<String> = HashSet::new();
     for plan in &out.plans {
         for a in plan.node_allocation.values().flatten() {
-            let g = ann.entry(a.task_group.clone()).or_default();
-            touched.insert(a.id.clone());
+            let g = ann.entry(a.task_group.to_string()).or_default();
+            touched.insert(a.id.to_string());
             if existing_ids.contains(a.id.as_str()) {
                 g.in_place_update += 1;
             } else if !a.previous_allocation.is_empty() {
@@ -244,25 +244,25 @@ pub(crate) fn dry_run(snap: StateSnapshot, mut job: Job, warnings: Vec<String>) 
             }
         }
         for a in plan.node_update.values().flatten() {
-            touched.insert(a.id.clone());
-            if !replaced.contains(&a.id) {
+            touched.insert(a.id.to_string());
+            if !replaced.contains(a.id.as_str()) {
                 let group = existing
                     .iter()
                     .find(|x| x.id == a.id)
                     .map(|x| x.task_group.clone())
                     .unwrap_or_else(|| a.task_group.clone());
-                ann.entry(group).or_default().stop += 1;
+                ann.entry(group.to_string()).or_default().stop += 1;
             }
         }
         for a in plan.node_preemptions.values().flatten() {
-            ann.entry(a.task_group.clone()).or_default().preemptions += 1;
+            ann.entry(a.task_group.to_string()).or_default().preemptions += 1;
         }
     }
     for a in existing
         .iter()
-        .filter(|a| !a.terminal() && !touched.contains(&a.id))
+        .filter(|a| !a.terminal() && !touched.contains(a.id.as_str()))
     {
-        ann.entry(a.task_group.clone()).or_default().ignore += 1;
+        ann.entry(a.task_group.to_string()).or_default().ignore += 1;
     }
     out.annotations = ann;
     out

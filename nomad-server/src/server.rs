@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use nomad_core::job::{Job, JobType};
 use nomad_core::structs::{
-    status, Allocation, DrainStrategy, Evaluation, Node, Plan, PlanResult, SchedulerConfiguration,
-    ServiceRegistration,
+    status, Allocation, ArcStr, DrainStrategy, Evaluation, Node, Plan, PlanResult,
+    SchedulerConfiguration, ServiceRegistration,
 };
 use nomad_sched::{
     evaluate_node_plan_with, NodeUsage, Planner, SchedError, SchedState, Scheduler,
@@ -302,7 +302,7 @@ impl Server {
         if let Ok(mut hb) = self.inner.heartbeats.lock() {
             for n in snap.node_list() {
                 if n.status == status::NODE_READY || n.status == status::NODE_INITIALIZING {
-                    hb.insert(n.id.clone(), deadline);
+                    hb.insert(n.id.to_string(), deadline);
                 }
             }
         }
@@ -582,13 +582,16 @@ impl Server {
     ) -> Vec<Evaluation> {
         let mut seen: BTreeMap<(String, String), Evaluation> = BTreeMap::new();
         for a in snap.node_allocs(&node.id).iter().filter(|a| !a.terminal()) {
-            let k = (ns_or_default(&a.namespace).to_string(), a.job_id.clone());
+            let k = (
+                ns_or_default(&a.namespace).to_string(),
+                a.job_id.to_string(),
+            );
             if seen.contains_key(&k) {
                 continue;
             }
             if let Some(job) = snap.job(&k.0, &k.1) {
                 let mut e = new_eval(&job, trigger);
-                e.node_id.clone_from(&node.id);
+                e.node_id = node.id.to_string();
                 e.node_modify_index = node.modify_index;
                 seen.insert(k, e);
             }
@@ -599,7 +602,7 @@ impl Server {
                 let k = (job.namespace_or_default().to_string(), job.id.clone());
                 if sys && job.stop != Some(true) && !seen.contains_key(&k) {
                     let mut e = new_eval(job, trigger);
-                    e.node_id.clone_from(&node.id);
+                    e.node_id = node.id.to_string();
                     e.node_modify_index = node.modify_index;
                     seen.insert(k, e);
                 }
@@ -859,7 +862,7 @@ impl Server {
                 }
             }
             if matches!(a.client_status.as_str(), "complete" | "failed" | "lost") {
-                terminal.push(a.id.clone());
+                terminal.push(a.id.to_string());
             }
         }
         let applied = self
@@ -1165,7 +1168,7 @@ impl Server {
             return None;
         }
         let snap = self.snapshot();
-        let overlay: Vec<&BTreeMap<String, PendingNode>> = committing
+        let overlay: Vec<&BTreeMap<ArcStr, PendingNode>> = committing
             .iter()
             .copied()
             .chain(waiting)
@@ -1320,7 +1323,7 @@ impl Server {
             if !busy {
                 let _ = self
                     .apply(Command::UpdateNodeDrain {
-                        node_id: n.id.clone(),
+                        node_id: n.id.to_string(),
                         strategy: None,
                         mark_eligible: false,
                         updated_at: now_nanos() / 1_000_000_000,
@@ -1355,7 +1358,7 @@ struct PlanInFlight {
     result: PlanResult,
     /// The placements by node, as the next plans are checked against them until the
     /// commit is done.
-    pending: BTreeMap<String, PendingNode>,
+    pending: BTreeMap<ArcStr, PendingNode>,
     /// What to write, taken when the commit starts.
     command: Option<Command>,
     /// Allocations placed or updated by the commit.
@@ -1392,7 +1395,7 @@ struct CheckedPlan {
     /// commit).
     result: PlanResult,
     /// The accepted placements by node, for checking later plans until the commit.
-    pending: BTreeMap<String, PendingNode>,
+    pending: BTreeMap<ArcStr, PendingNode>,
     /// The command committing the accepted part, `None` when nothing is to be written.
     command: Option<Command>,
     /// Node plans refused.
@@ -1412,9 +1415,9 @@ struct CheckedPlan {
 fn check_plan(
     snap: &StateSnapshot,
     mut plan: Plan,
-    in_flight: &[&BTreeMap<String, PendingNode>],
+    in_flight: &[&BTreeMap<ArcStr, PendingNode>],
 ) -> CheckedPlan {
-    let mut node_ids: Vec<String> = plan
+    let mut node_ids: Vec<ArcStr> = plan
         .node_allocation
         .keys()
         .chain(plan.node_update.keys())
@@ -1423,7 +1426,7 @@ fn check_plan(
         .collect();
     node_ids.sort_unstable();
     node_ids.dedup();
-    let mut accepted: Vec<String> = Vec::with_capacity(node_ids.len());
+    let mut accepted: Vec<ArcStr> = Vec::with_capacity(node_ids.len());
     let mut refused_nodes = 0u64;
     for node_id in node_ids {
         let placed = plan
@@ -1431,7 +1434,7 @@ fn check_plan(
             .get(&node_id)
             .map_or(&[][..], Vec::as_slice);
         if placed.is_empty() {
-            accepted.push(node_id);
+            accepted.push(node_id.clone());
             continue;
         }
         let fits = match (snap.node(&node_id), snap.node_idx(&node_id)) {
@@ -1490,7 +1493,7 @@ fn check_plan(
             _ => Err("node not found".to_string()),
         };
         match fits {
-            Ok(()) => accepted.push(node_id),
+            Ok(()) => accepted.push(node_id.clone()),
             Err(reason) => {
                 tracing::debug!(node = %node_id, eval = %plan.eval_id, %reason, "node plan refused");
                 refused_nodes += 1;
@@ -1639,7 +1642,7 @@ impl PendingNode {
 /// Fills the placements of a committed plan's answer from the state it was committed to.
 fn placed_from_state(
     result: &mut PlanResult,
-    pending: &BTreeMap<String, PendingNode>,
+    pending: &BTreeMap<ArcStr, PendingNode>,
     snap: &StateSnapshot,
 ) {
     for (node_id, p) in pending {

@@ -8,8 +8,8 @@ use nomad_core::structs::{status, DriverInfo, Node, NodeResources};
 /// the `raw_exec`, `exec` and `mock` drivers.
 pub fn sim_node(i: usize) -> Node {
     let mut node = Node {
-        id: format!("node-{i}"),
-        name: format!("sim-{i}"),
+        id: format!("node-{i}").into(),
+        name: format!("sim-{i}").into(),
         datacenter: "dc1".into(),
         status: status::NODE_READY.into(),
         node_pool: "default".into(),

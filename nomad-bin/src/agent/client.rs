@@ -217,21 +217,21 @@ impl Runner {
             let handle = self.client.alloc(&alloc.id);
             if alloc.server_terminal() {
                 if let Some(h) = handle {
-                    if known.get(&alloc.id) != Some(&u64::MAX) {
+                    if known.get(alloc.id.as_str()) != Some(&u64::MAX) {
                         tracing::info!(alloc_id = %alloc.id, "client: stopping allocation");
                         h.kill();
-                        known.insert(alloc.id.clone(), u64::MAX);
+                        known.insert(alloc.id.to_string(), u64::MAX);
                     }
                 }
                 continue;
             }
             match handle {
-                Some(h) => match known.get(&alloc.id).copied() {
+                Some(h) => match known.get(alloc.id.as_str()).copied() {
                     Some(0) | None => {
-                        known.insert(alloc.id.clone(), alloc.alloc_modify_index);
+                        known.insert(alloc.id.to_string(), alloc.alloc_modify_index);
                     }
                     Some(i) if i != alloc.alloc_modify_index && i != u64::MAX => {
-                        known.insert(alloc.id.clone(), alloc.alloc_modify_index);
+                        known.insert(alloc.id.to_string(), alloc.alloc_modify_index);
                         h.update(alloc);
                     }
                     Some(_) => {}
@@ -244,7 +244,7 @@ impl Runner {
                     match self.client.run_alloc(alloc) {
                         Ok(h) => {
                             tracing::info!(alloc_id = %id, "client: started allocation");
-                            known.insert(id, index);
+                            known.insert(id.to_string(), index);
                             tokio::spawn(push_status(self.api.clone(), h, Some(snapshot)));
                         }
                         Err(e) => tracing::warn!(alloc_id = %id, error = %e, "client: run"),
@@ -254,7 +254,7 @@ impl Runner {
         }
         let gone: Vec<String> = known
             .keys()
-            .filter(|id| !seen.contains(*id))
+            .filter(|id| !seen.contains(id.as_str()))
             .cloned()
             .collect();
         for id in gone {
@@ -331,7 +331,7 @@ async fn push_status(api: nomad_api::Client, handle: AllocHandle, alloc: Option<
         None => match api.allocation(&id, &QueryOptions::default()).await {
             Ok((a, _)) => Arc::new(a),
             Err(_) => Arc::new(Allocation {
-                id: id.clone(),
+                id: id.as_str().into(),
                 ..Allocation::default()
             }),
         },
@@ -361,8 +361,8 @@ async fn push_status(api: nomad_api::Client, handle: AllocHandle, alloc: Option<
             }
         }
         let update = Allocation {
-            id: id.clone(),
-            client_status: status.to_string(),
+            id: id.as_str().into(),
+            client_status: status.to_string().into(),
             client_description: description.to_string(),
             task_states: current,
             deployment_status: healthy.map(|h| AllocDeploymentStatus {

@@ -269,7 +269,8 @@ async fn serve(args: AgentArgs, cfg: AgentConfig) -> anyhow::Result<ExitCode> {
             client_agent
                 .as_ref()
                 .map(|(_, n)| n.id.clone())
-                .unwrap_or_default(),
+                .unwrap_or_default()
+                .to_string(),
         ),
         ("Region", format!("{region} (DC: {dc})")),
         ("Server", cfg.server_enabled().to_string()),

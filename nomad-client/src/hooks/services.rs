@@ -35,11 +35,11 @@ pub(crate) fn registrations(
                     alloc.id, s.name, s.port_label
                 ),
                 service_name: s.name.clone(),
-                namespace: alloc.namespace.clone(),
-                node_id: node.id.clone(),
+                namespace: alloc.namespace.to_string(),
+                node_id: node.id.to_string(),
                 datacenter: node.datacenter.clone(),
-                job_id: alloc.job_id.clone(),
-                alloc_id: alloc.id.clone(),
+                job_id: alloc.job_id.to_string(),
+                alloc_id: alloc.id.to_string(),
                 tags: s.tags.clone(),
                 address,
                 port: port

@@ -150,7 +150,7 @@ impl TaskEnvBuilder {
     pub fn new(alloc: &Allocation, task_name: &str, node: &Node) -> Result<Self, EnvError> {
         let (job, group) = job_and_group(alloc)?;
         let task = group.task(task_name).ok_or_else(|| EnvError::NoTask {
-            alloc_id: alloc.id.clone(),
+            alloc_id: alloc.id.to_string(),
             job_id: job.id.clone(),
             group: group.name.clone(),
             task: task_name.to_owned(),
@@ -178,17 +178,17 @@ impl TaskEnvBuilder {
     ) -> Self {
         let task_name = task.map(|t| t.name.clone()).unwrap_or_default();
         let mut b = Self {
-            alloc_id: alloc.id.clone(),
+            alloc_id: alloc.id.to_string(),
             alloc_name: alloc.name.clone(),
             alloc_index: alloc.index(),
-            group_name: alloc.task_group.clone(),
+            group_name: alloc.task_group.to_string(),
             job_id: job.id.clone(),
             job_name: job.name.clone(),
             job_parent_id: job.parent_id.clone(),
             namespace: if alloc.namespace.is_empty() {
                 job.namespace_or_default().to_owned()
             } else {
-                alloc.namespace.clone()
+                alloc.namespace.to_string()
             },
             region: job
                 .region
@@ -505,14 +505,14 @@ impl TaskEnvBuilder {
 
 fn job_and_group(alloc: &Allocation) -> Result<(&Job, &TaskGroup), EnvError> {
     let job = alloc.job.as_ref().ok_or_else(|| EnvError::NoJob {
-        alloc_id: alloc.id.clone(),
+        alloc_id: alloc.id.to_string(),
     })?;
     let group = job
         .group(&alloc.task_group)
         .ok_or_else(|| EnvError::NoGroup {
-            alloc_id: alloc.id.clone(),
+            alloc_id: alloc.id.to_string(),
             job_id: job.id.clone(),
-            group: alloc.task_group.clone(),
+            group: alloc.task_group.to_string(),
         })?;
     Ok((job, group))
 }

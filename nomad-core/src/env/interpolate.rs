@@ -216,8 +216,8 @@ pub(crate) fn node_variables(node: &Node, region: &str) -> BTreeMap<String, Stri
     if !region.is_empty() {
         vars.insert("node.region".to_owned(), region.to_owned());
     }
-    vars.insert("node.unique.id".to_owned(), node.id.clone());
-    vars.insert("node.unique.name".to_owned(), node.name.clone());
+    vars.insert("node.unique.id".to_owned(), node.id.to_string());
+    vars.insert("node.unique.name".to_owned(), node.name.to_string());
     vars.insert("node.class".to_owned(), node.node_class.clone());
     vars.insert("node.datacenter".to_owned(), node.datacenter.clone());
     vars.insert("node.pool".to_owned(), node.node_pool.clone());

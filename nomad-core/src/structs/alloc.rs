@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use arcstr::ArcStr;
 use litemap::LiteMap;
 use serde::{Deserialize, Serialize};
 
@@ -14,46 +15,46 @@ use crate::job::{Duration, Job, NetworkResource, TaskGroup, TaskLifecycle};
 pub struct Allocation {
     /// Unique ID.
     #[serde(rename = "ID")]
-    pub id: String,
+    pub id: ArcStr,
     /// Namespace of the job.
-    pub namespace: String,
+    pub namespace: ArcStr,
     /// The evaluation that placed it.
     #[serde(rename = "EvalID")]
-    pub eval_id: String,
+    pub eval_id: ArcStr,
     /// Stable name: `<job>.<group>[<index>]`.
     pub name: String,
     /// The node it runs on.
     #[serde(rename = "NodeID")]
-    pub node_id: String,
+    pub node_id: ArcStr,
     /// That node's name.
-    pub node_name: String,
+    pub node_name: ArcStr,
     /// The job.
     #[serde(rename = "JobID")]
-    pub job_id: String,
+    pub job_id: ArcStr,
     /// The job version it runs, carried whole as in Nomad and shared between
     /// the allocations of one version.
     pub job: Option<Arc<Job>>,
     /// The group.
-    pub task_group: String,
+    pub task_group: ArcStr,
     /// What the scheduler gave it.
     pub allocated_resources: Option<AllocatedResources>,
     /// Placement metrics.
     pub metrics: Option<AllocMetric>,
     /// `run`, `stop` or `evict`.
-    pub desired_status: String,
+    pub desired_status: ArcStr,
     /// Why.
     pub desired_description: String,
     /// Migration and rescheduling requests.
     pub desired_transition: DesiredTransition,
     /// `pending`, `running`, `complete`, `failed`, `lost` or `unknown`.
-    pub client_status: String,
+    pub client_status: ArcStr,
     /// Why.
     pub client_description: String,
     /// State of each task.
     pub task_states: BTreeMap<String, TaskState>,
     /// The deployment that placed it.
     #[serde(rename = "DeploymentID")]
-    pub deployment_id: String,
+    pub deployment_id: ArcStr,
     /// Its health in that deployment.
     pub deployment_status: Option<AllocDeploymentStatus>,
     /// The follow-up evaluation for a delayed reschedule.
@@ -66,7 +67,7 @@ pub struct Allocation {
     /// Past reschedules of this allocation's lineage.
     pub reschedule_tracker: Option<RescheduleTracker>,
     /// Allocations preempted for this one.
-    pub preempted_allocations: Vec<String>,
+    pub preempted_allocations: Vec<ArcStr>,
     /// The allocation that preempted this one.
     pub preempted_by_allocation: String,
     /// Raft index at creation.
@@ -346,9 +347,9 @@ pub struct AllocMetric {
 pub struct NodeScoreMeta {
     /// The node.
     #[serde(rename = "NodeID")]
-    pub node_id: String,
+    pub node_id: ArcStr,
     /// Score per scorer (`binpack`, `job-anti-affinity`, ...).
-    pub scores: LiteMap<String, f64>,
+    pub scores: LiteMap<ArcStr, f64>,
     /// The final normalised score.
     pub norm_score: f64,
 }

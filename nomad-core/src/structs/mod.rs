@@ -19,6 +19,8 @@ pub use alloc::{
     RescheduleEvent, RescheduleTracker, TaskEvent, TaskState,
 };
 pub use alloc::{AllocatedCpu, AllocatedDevice, AllocatedMemory};
+/// A shared, immutable string: clones are a reference count, literals never allocate.
+pub use arcstr::ArcStr;
 /// The sorted-vector map used for small per-allocation maps (task resources, placement
 /// metrics and scores); it serialises as a JSON object like `BTreeMap`.
 pub use litemap::LiteMap;
@@ -94,6 +96,48 @@ pub mod status {
     pub const TASK_RUNNING: &str = "running";
     /// Task state: exited and will not run again.
     pub const TASK_DEAD: &str = "dead";
+
+    /// The allocation statuses above as shared strings, for the fields of
+    /// [`Allocation`](super::Allocation): setting one never allocates.
+    pub mod shared {
+        use arcstr::ArcStr;
+
+        /// [`ALLOC_DESIRED_RUN`](super::ALLOC_DESIRED_RUN).
+        pub const ALLOC_DESIRED_RUN: ArcStr = arcstr::literal!("run");
+        /// [`ALLOC_DESIRED_STOP`](super::ALLOC_DESIRED_STOP).
+        pub const ALLOC_DESIRED_STOP: ArcStr = arcstr::literal!("stop");
+        /// [`ALLOC_DESIRED_EVICT`](super::ALLOC_DESIRED_EVICT).
+        pub const ALLOC_DESIRED_EVICT: ArcStr = arcstr::literal!("evict");
+        /// [`ALLOC_CLIENT_PENDING`](super::ALLOC_CLIENT_PENDING).
+        pub const ALLOC_CLIENT_PENDING: ArcStr = arcstr::literal!("pending");
+        /// [`ALLOC_CLIENT_RUNNING`](super::ALLOC_CLIENT_RUNNING).
+        pub const ALLOC_CLIENT_RUNNING: ArcStr = arcstr::literal!("running");
+        /// [`ALLOC_CLIENT_COMPLETE`](super::ALLOC_CLIENT_COMPLETE).
+        pub const ALLOC_CLIENT_COMPLETE: ArcStr = arcstr::literal!("complete");
+        /// [`ALLOC_CLIENT_FAILED`](super::ALLOC_CLIENT_FAILED).
+        pub const ALLOC_CLIENT_FAILED: ArcStr = arcstr::literal!("failed");
+        /// [`ALLOC_CLIENT_LOST`](super::ALLOC_CLIENT_LOST).
+        pub const ALLOC_CLIENT_LOST: ArcStr = arcstr::literal!("lost");
+        /// [`ALLOC_CLIENT_UNKNOWN`](super::ALLOC_CLIENT_UNKNOWN).
+        pub const ALLOC_CLIENT_UNKNOWN: ArcStr = arcstr::literal!("unknown");
+
+        /// The shared form of an allocation status: a literal for the statuses above
+        /// (no allocation), a new string otherwise.
+        pub fn alloc_status(s: &str) -> ArcStr {
+            match s {
+                super::ALLOC_DESIRED_RUN => ALLOC_DESIRED_RUN,
+                super::ALLOC_DESIRED_STOP => ALLOC_DESIRED_STOP,
+                super::ALLOC_DESIRED_EVICT => ALLOC_DESIRED_EVICT,
+                super::ALLOC_CLIENT_PENDING => ALLOC_CLIENT_PENDING,
+                super::ALLOC_CLIENT_RUNNING => ALLOC_CLIENT_RUNNING,
+                super::ALLOC_CLIENT_COMPLETE => ALLOC_CLIENT_COMPLETE,
+                super::ALLOC_CLIENT_FAILED => ALLOC_CLIENT_FAILED,
+                super::ALLOC_CLIENT_LOST => ALLOC_CLIENT_LOST,
+                super::ALLOC_CLIENT_UNKNOWN => ALLOC_CLIENT_UNKNOWN,
+                other => ArcStr::from(other),
+            }
+        }
+    }
 }
 
 /// An evaluation: a request to reconcile a job's desired and actual state.
@@ -179,11 +223,11 @@ pub struct Plan {
     /// The job the placements run.
     pub job: Option<Arc<Job>>,
     /// Allocations to stop or evict, by node ID.
-    pub node_update: BTreeMap<String, Vec<Arc<Allocation>>>,
+    pub node_update: BTreeMap<ArcStr, Vec<Arc<Allocation>>>,
     /// Allocations to place or update in place, by node ID.
-    pub node_allocation: BTreeMap<String, Vec<Arc<Allocation>>>,
+    pub node_allocation: BTreeMap<ArcStr, Vec<Arc<Allocation>>>,
     /// Allocations preempted to make room, by node ID.
-    pub node_preemptions: BTreeMap<String, Vec<Arc<Allocation>>>,
+    pub node_preemptions: BTreeMap<ArcStr, Vec<Arc<Allocation>>>,
     /// A deployment to create or update.
     pub deployment: Option<Deployment>,
     /// Status changes of other deployments.
@@ -208,11 +252,11 @@ impl Plan {
 #[serde(rename_all = "PascalCase", default)]
 pub struct PlanResult {
     /// Stops committed, by node.
-    pub node_update: BTreeMap<String, Vec<Arc<Allocation>>>,
+    pub node_update: BTreeMap<ArcStr, Vec<Arc<Allocation>>>,
     /// Placements committed, by node.
-    pub node_allocation: BTreeMap<String, Vec<Arc<Allocation>>>,
+    pub node_allocation: BTreeMap<ArcStr, Vec<Arc<Allocation>>>,
     /// Preemptions committed, by node.
-    pub node_preemptions: BTreeMap<String, Vec<Arc<Allocation>>>,
+    pub node_preemptions: BTreeMap<ArcStr, Vec<Arc<Allocation>>>,
     /// The deployment committed.
     pub deployment: Option<Deployment>,
     /// Deployment updates committed.
@@ -227,7 +271,7 @@ impl PlanResult {
     /// True when every placement and stop of `plan` was committed.
     pub fn fully_committed(&self, plan: &Plan) -> bool {
         let count =
-            |m: &BTreeMap<String, Vec<Arc<Allocation>>>| m.values().map(Vec::len).sum::<usize>();
+            |m: &BTreeMap<ArcStr, Vec<Arc<Allocation>>>| m.values().map(Vec::len).sum::<usize>();
         count(&self.node_allocation) == count(&plan.node_allocation)
             && count(&self.node_update) == count(&plan.node_update)
             && count(&self.node_preemptions) == count(&plan.node_preemptions)

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use arcstr::ArcStr;
 use serde::{Deserialize, Serialize};
 
 use crate::job::NetworkResource;
@@ -12,14 +13,14 @@ use crate::job::NetworkResource;
 pub struct Node {
     /// Unique ID (a UUID, stable across restarts).
     #[serde(rename = "ID")]
-    pub id: String,
+    pub id: ArcStr,
     /// Secret the node authenticates with (never returned by the API).
     #[serde(rename = "SecretID", skip_serializing_if = "String::is_empty")]
     pub secret_id: String,
     /// Datacenter.
     pub datacenter: String,
     /// Node name (hostname by default).
-    pub name: String,
+    pub name: ArcStr,
     /// The client's HTTP address.
     #[serde(rename = "HTTPAddr")]
     pub http_addr: String,

@@ -225,7 +225,7 @@ async fn three_servers_in_process_elect_replicate_and_agree() {
             .snapshot()
             .node_list()
             .iter()
-            .map(|n| n.id.clone())
+            .map(|n| n.id.to_string())
             .collect();
         v.sort();
         v

@@ -243,7 +243,7 @@ async fn a_plan_check_counts_the_placements_still_being_committed() {
     // With a plan of 3,000 MHz on the same node in flight, it no longer does.
     let mut in_flight = BTreeMap::new();
     in_flight.insert(
-        "node-0".to_string(),
+        "node-0".into(),
         PendingNode::of(&[Arc::new(sized("first", "node-0", 3000))], &snap),
     );
     assert!(alone.pending.contains_key("node-0"));
@@ -442,7 +442,7 @@ async fn a_plan_check_counts_the_ports_of_placements_still_being_committed() {
     };
     let mut in_flight = BTreeMap::new();
     in_flight.insert(
-        "node-0".to_string(),
+        "node-0".into(),
         PendingNode::of(&[with_port("first", 25000)], &snap),
     );
     // The same port as a placement in flight collides; another port does not.

@@ -53,7 +53,7 @@ pub(crate) fn recount<'a>(
         if !ours && !carried {
             continue;
         }
-        let Some(g) = groups.get_mut(&a.task_group) else {
+        let Some(g) = groups.get_mut(a.task_group.as_str()) else {
             continue;
         };
         g.placed_allocs += 1;
@@ -68,7 +68,7 @@ pub(crate) fn recount<'a>(
             None => {}
         }
         if ours && ds.is_some_and(|s| s.canary) {
-            canaries.push((a.create_index, a.id.clone(), a.task_group.clone()));
+            canaries.push((a.create_index, a.id.to_string(), a.task_group.to_string()));
         }
     }
     canaries.sort();

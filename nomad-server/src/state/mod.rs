@@ -7,7 +7,7 @@ use std::sync::{Arc, OnceLock, RwLock};
 
 use nomad_core::job::Job;
 use nomad_core::structs::{
-    status, Allocation, Deployment, DeploymentStatusUpdate, Evaluation, Node,
+    status, Allocation, ArcStr, Deployment, DeploymentStatusUpdate, Evaluation, Node,
     SchedulerConfiguration, ServiceRegistration,
 };
 use nomad_net::PortIndex;
@@ -99,7 +99,7 @@ pub struct StateData {
     jobs: Arc<HashMap<Key, Arc<Job>>>,
     job_versions: Arc<HashMap<Key, Arc<Vec<Arc<Job>>>>>,
     nodes: Arc<Vec<Arc<Node>>>,
-    node_ids: Arc<HashMap<String, NodeIdx>>,
+    node_ids: Arc<HashMap<ArcStr, NodeIdx>>,
     class_of: Arc<Vec<u32>>,
     class_ids: Arc<HashMap<String, u32>>,
     ready: Arc<HashMap<String, Vec<NodeIdx>>>,
@@ -498,7 +498,7 @@ impl StateData {
                 }
             }
             Command::DeleteNode { node_id } => {
-                if self.node_ids.contains_key(node_id) {
+                if self.node_ids.contains_key(node_id.as_str()) {
                     let keep: Vec<Arc<Node>> = self
                         .nodes
                         .iter()
@@ -748,12 +748,12 @@ impl StateData {
                         a.create_time = *time;
                     }
                     if a.client_status.is_empty() {
-                        a.client_status = status::ALLOC_CLIENT_PENDING.to_string();
+                        a.client_status = status::shared::ALLOC_CLIENT_PENDING;
                     }
                 }
             }
             if a.desired_status.is_empty() {
-                a.desired_status = status::ALLOC_DESIRED_RUN.to_string();
+                a.desired_status = status::shared::ALLOC_DESIRED_RUN;
             }
             a.modify_index = index;
             a.alloc_modify_index = index;
@@ -1109,7 +1109,7 @@ impl StateData {
 
     /// Replaces the node list and rebuilds everything indexed by node position.
     fn rebuild_nodes(&mut self, nodes: Vec<Arc<Node>>) {
-        let ids: HashMap<String, NodeIdx> = nodes
+        let ids: HashMap<ArcStr, NodeIdx> = nodes
             .iter()
             .enumerate()
             .map(|(i, n)| (n.id.clone(), i as NodeIdx))

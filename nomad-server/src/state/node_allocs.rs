@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
-use nomad_core::structs::Allocation;
+use nomad_core::structs::{Allocation, ArcStr};
 
 /// Links a chain may reach before a new commit folds it into one.
 const MAX_DEPTH: u32 = 16;
@@ -81,7 +81,7 @@ impl NodeAllocs {
             }
             return out;
         }
-        let mut pos: HashMap<String, usize> = out
+        let mut pos: HashMap<ArcStr, usize> = out
             .iter()
             .enumerate()
             .map(|(i, a)| (a.id.clone(), i))
@@ -147,7 +147,7 @@ mod tests {
 
     fn alloc(id: &str, version: u64) -> Arc<Allocation> {
         Arc::new(Allocation {
-            id: id.to_string(),
+            id: id.to_string().into(),
             modify_index: version,
             ..Allocation::default()
         })
@@ -156,7 +156,7 @@ mod tests {
     fn ids(l: &NodeAllocs) -> Vec<(String, u64)> {
         l.as_slice()
             .iter()
-            .map(|a| (a.id.clone(), a.modify_index))
+            .map(|a| (a.id.to_string(), a.modify_index))
             .collect()
     }
 

@@ -239,7 +239,7 @@ fn stops_keep_the_job_version_and_retired_snapshots_stay_readable() {
     );
     assert_eq!(
         now.alloc("a1").map(|a| a.desired_status.clone()),
-        Some(status::ALLOC_DESIRED_STOP.to_string())
+        Some(status::shared::ALLOC_DESIRED_STOP)
     );
     assert_eq!(
         now.alloc_with_job("a2")
@@ -254,7 +254,7 @@ fn stops_keep_the_job_version_and_retired_snapshots_stay_readable() {
     store.retire(before);
     assert_eq!(
         kept.alloc("a1").map(|a| a.desired_status.clone()),
-        Some(status::ALLOC_DESIRED_RUN.to_string())
+        Some(status::shared::ALLOC_DESIRED_RUN)
     );
     store.retire(kept);
     store.retire(now);

@@ -284,7 +284,7 @@ fn region_defaults_to_the_jobs() {
 #[test]
 fn namespace_defaults_to_the_jobs() {
     let mut alloc = alloc("host");
-    alloc.namespace.clear();
+    alloc.namespace = crate::structs::ArcStr::new();
     assert_vars(&build(&alloc, "server"), &[("NOMAD_NAMESPACE", "default")]);
 }
 
