@@ -8,9 +8,11 @@
 //! a port on it is taken, so an index for an idle node costs a few bytes.
 
 use std::fmt;
+use std::sync::Arc;
 
 use nomad_core::job::NetworkResource;
-use nomad_core::structs::{AllocatedPortMapping, Allocation, Node};
+use nomad_core::structs::{AllocatedPortMapping, Allocation, ArcStr, Node};
+use smallvec::SmallVec;
 
 /// Lowest port of the dynamic range when the node does not say.
 pub const DEFAULT_MIN_DYNAMIC_PORT: u16 = 20000;
@@ -21,7 +23,14 @@ pub const DEFAULT_HOST_NETWORK: &str = "default";
 
 /// Random picks tried in the dynamic range before scanning it in order.
 const RANDOM_ATTEMPTS: usize = 20;
-const WORDS: usize = 65536 / 64;
+/// Ports per block of the bitmap: 4,096 ports in 64 words (512 bytes).
+const BLOCK_PORTS: usize = 4096;
+const BLOCK_WORDS: usize = BLOCK_PORTS / 64;
+/// Blocks covering the 65,536 ports.
+const BLOCKS: usize = 65536 / BLOCK_PORTS;
+
+/// One block of the taken-ports bitmap.
+type Block = [u64; BLOCK_WORDS];
 
 /// Why ports could not be taken or assigned.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,11 +113,15 @@ pub fn parse_port_spec(spec: &str) -> Result<Vec<u16>, PortError> {
 }
 
 /// Taken ports of one network.
+///
+/// The bitmap is kept in blocks of 4,096 ports shared between copies of the index: a
+/// copy (as a state store makes of each node's index it changes) costs a reference count
+/// per block in use, and taking or freeing a port then copies only that port's block.
 #[derive(Clone)]
 struct NetworkPorts {
-    name: String,
-    ip: String,
-    used: Option<Box<[u64; WORDS]>>,
+    name: ArcStr,
+    ip: ArcStr,
+    used: [Option<Arc<Block>>; BLOCKS],
     /// Taken ports inside the dynamic range, so that "is there room" needs no bitmap scan.
     dynamic_used: u32,
 }
@@ -116,33 +129,46 @@ struct NetworkPorts {
 impl NetworkPorts {
     fn new(name: &str, ip: &str) -> Self {
         NetworkPorts {
-            name: name.to_string(),
-            ip: ip.to_string(),
-            used: None,
+            name: ArcStr::from(name),
+            ip: ArcStr::from(ip),
+            used: Default::default(),
             dynamic_used: 0,
         }
     }
 
     fn is_used(&self, port: u16) -> bool {
         let p = usize::from(port);
+        self.used[p / BLOCK_PORTS].as_ref().is_some_and(|b| {
+            let bit = p % BLOCK_PORTS;
+            b[bit / 64] & (1u64 << (bit % 64)) != 0
+        })
+    }
+
+    /// Taken ports in all (for debugging output).
+    fn taken(&self) -> u32 {
         self.used
-            .as_ref()
-            .is_some_and(|b| b[p / 64] & (1u64 << (p % 64)) != 0)
+            .iter()
+            .flatten()
+            .map(|b| b.iter().map(|w| w.count_ones()).sum::<u32>())
+            .sum()
     }
 
     /// Sets or clears a port; returns true when that changed anything.
     fn set(&mut self, port: u16, on: bool, range: (u16, u16)) -> bool {
         let p = usize::from(port);
-        if !on && self.used.is_none() {
+        let slot = &mut self.used[p / BLOCK_PORTS];
+        let bit = p % BLOCK_PORTS;
+        let mask = 1u64 << (bit % 64);
+        let was = slot.as_ref().is_some_and(|b| b[bit / 64] & mask != 0);
+        if was == on {
             return false;
         }
-        let bits = self.used.get_or_insert_with(|| Box::new([0u64; WORDS]));
-        let mask = 1u64 << (p % 64);
-        let was = bits[p / 64] & mask != 0;
+        // Only now, with a change to make, is a shared block copied.
+        let bits = Arc::make_mut(slot.get_or_insert_with(|| Arc::new([0u64; BLOCK_WORDS])));
         if on {
-            bits[p / 64] |= mask;
+            bits[bit / 64] |= mask;
         } else {
-            bits[p / 64] &= !mask;
+            bits[bit / 64] &= !mask;
         }
         let changed = was != on;
         if changed && (range.0..=range.1).contains(&port) {
@@ -172,11 +198,7 @@ impl fmt::Debug for PortIndex {
         let mut d = f.debug_struct("PortIndex");
         d.field("dynamic", &(self.min_dynamic..=self.max_dynamic));
         for n in self.nets() {
-            let taken = n
-                .used
-                .as_ref()
-                .map_or(0, |b| b.iter().map(|w| w.count_ones()).sum::<u32>());
-            d.field(&n.name, &taken);
+            d.field(&n.name, &n.taken());
         }
         d.finish()
     }
@@ -242,7 +264,7 @@ impl PortIndex {
         }
         let mut idx = PortIndex::new(lo, hi);
         let range = idx.range();
-        idx.default.ip = ip.to_string();
+        idx.default.ip = ArcStr::from(ip);
         for (name, hn) in &node.host_networks {
             let addr = hn.cidr.split('/').next().unwrap_or("");
             let mut net = NetworkPorts::new(name, addr);
@@ -322,7 +344,7 @@ impl PortIndex {
             })?;
         if n.is_used(port) {
             return Err(PortError::Collision {
-                network: n.name.clone(),
+                network: n.name.to_string(),
                 port,
             });
         }
@@ -340,7 +362,16 @@ impl PortIndex {
 
     /// The host ports an allocation holds, as `(network id, port)`.
     pub fn alloc_ports(&self, alloc: &Allocation) -> Vec<PlannedPort> {
-        let mut out = Vec::new();
+        self.ports_held(alloc).into_vec()
+    }
+
+    /// [`PortIndex::alloc_ports`] without a heap allocation for up to four ports.
+    pub fn alloc_ports_iter(&self, alloc: &Allocation) -> impl Iterator<Item = PlannedPort> {
+        self.ports_held(alloc).into_iter()
+    }
+
+    fn ports_held(&self, alloc: &Allocation) -> SmallVec<[PlannedPort; 4]> {
+        let mut out = SmallVec::new();
         let Some(ar) = &alloc.allocated_resources else {
             return out;
         };
@@ -369,7 +400,7 @@ impl PortIndex {
 
     /// Takes every port of `alloc`; on a collision nothing is taken.
     pub fn add_alloc(&mut self, alloc: &Allocation) -> Result<(), PortError> {
-        let ports = self.alloc_ports(alloc);
+        let ports = self.ports_held(alloc);
         for (i, (net, port)) in ports.iter().enumerate() {
             if let Err(e) = self.take(*net, *port) {
                 for (n, p) in &ports[..i] {
@@ -383,7 +414,7 @@ impl PortIndex {
 
     /// Frees every port of `alloc`.
     pub fn remove_alloc(&mut self, alloc: &Allocation) {
-        for (net, port) in self.alloc_ports(alloc) {
+        for (net, port) in self.ports_held(alloc) {
             self.release(net, port);
         }
     }
@@ -456,7 +487,9 @@ impl PortIndex {
     }
 
     fn net_name(&self, net: usize) -> String {
-        self.net(net).map(|n| n.name.clone()).unwrap_or_default()
+        self.net(net)
+            .map(|n| n.name.to_string())
+            .unwrap_or_default()
     }
 
     /// Whether [`PortIndex::assign`] would succeed, without choosing ports or allocating:
@@ -523,7 +556,7 @@ impl PortIndex {
             network: net,
             value,
             to: p.to,
-            host_ip: self.net(net).map(|n| n.ip.clone()).unwrap_or_default(),
+            host_ip: self.net(net).map(|n| n.ip.to_string()).unwrap_or_default(),
         }
     }
 }
@@ -720,6 +753,29 @@ mod tests {
         idx.remove_alloc(&a);
         assert!(!idx.is_used(0, 25000));
         assert!(PortIndex::for_node_with_allocs(&node, [&a, &a]).is_err());
+    }
+
+    #[test]
+    fn copies_share_blocks_but_never_see_each_others_changes() {
+        let mut first = PortIndex::new(20000, 32000);
+        first.take(0, 22).unwrap();
+        first.take(0, 25000).unwrap();
+        let mut second = first.clone();
+        // Changes to the copy, in a block both hold and in one only the copy uses.
+        second.take(0, 25001).unwrap();
+        second.release(0, 22);
+        second.take(0, 60000).unwrap();
+        assert!(first.is_used(0, 22) && first.is_used(0, 25000));
+        assert!(!first.is_used(0, 25001) && !first.is_used(0, 60000));
+        assert!(!second.is_used(0, 22) && second.is_used(0, 25000));
+        assert!(second.is_used(0, 25001) && second.is_used(0, 60000));
+        // Dynamic-range counts follow each copy's own changes.
+        assert_eq!(first.dynamic_free(0), 12001 - 1);
+        assert_eq!(second.dynamic_free(0), 12001 - 2);
+        // Freeing a port that is free changes nothing.
+        second.release(0, 40000);
+        assert_eq!(second.dynamic_free(0), 12001 - 2);
+        assert!(first.take(0, 25000).is_err());
     }
 
     #[test]

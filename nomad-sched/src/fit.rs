@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use nomad_core::structs::{status, Allocation, Node};
 use nomad_net::{PlannedPort, PortError, PortIndex};
+use smallvec::SmallVec;
 
 use crate::state::NodeUsage;
 
@@ -200,18 +201,31 @@ fn check_ports(
             &built
         }
     };
-    let freed: HashSet<PlannedPort> = leaving.iter().flat_map(|a| index.alloc_ports(a)).collect();
-    let mut fresh: HashSet<PlannedPort> = HashSet::new();
+    // Sorted short lists, not hash sets: a node plan holds a few ports, and this runs
+    // for every node of every plan.
+    let mut freed: SmallVec<[PlannedPort; 8]> = leaving
+        .iter()
+        .flat_map(|a| index.alloc_ports_iter(a))
+        .collect();
+    freed.sort_unstable();
+    let collision = |(net, port): PlannedPort| {
+        NodeFitError::Ports(PortError::Collision {
+            network: net.to_string(),
+            port,
+        })
+    };
+    let mut fresh: SmallVec<[PlannedPort; 8]> = SmallVec::new();
     for a in placed.iter().filter(|a| !a.terminal()) {
-        for (net, port) in index.alloc_ports(a) {
-            let in_base = index.is_used(net, port) && !freed.contains(&(net, port));
-            if in_base || !fresh.insert((net, port)) {
-                return Err(NodeFitError::Ports(PortError::Collision {
-                    network: net.to_string(),
-                    port,
-                }));
+        for (net, port) in index.alloc_ports_iter(a) {
+            if index.is_used(net, port) && freed.binary_search(&(net, port)).is_err() {
+                return Err(collision((net, port)));
             }
+            fresh.push((net, port));
         }
+    }
+    fresh.sort_unstable();
+    if let Some(w) = fresh.windows(2).find(|w| w[0] == w[1]) {
+        return Err(collision(w[0]));
     }
     Ok(())
 }
