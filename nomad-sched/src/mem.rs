@@ -126,6 +126,8 @@ where
 pub struct MemState {
     index: u64,
     nodes: Vec<Arc<Node>>,
+    /// Each node's ID and name, side by side for [`SchedState::node_id_name`].
+    names: Vec<(ArcStr, ArcStr)>,
     node_ids: FastMap<ArcStr, NodeIdx>,
     /// Class, capacity and usage of each node.
     cold: Vec<NodeTotals>,
@@ -188,6 +190,7 @@ impl MemState {
                 let i = self.nodes.len() as NodeIdx;
                 self.node_ids.insert(node.id.clone(), i);
                 self.nodes.push(Arc::new(Node::default()));
+                self.names.push((ArcStr::new(), ArcStr::new()));
                 self.cold.push(NodeTotals::default());
                 self.hot.push(HotRecord::default());
                 self.ports.push(PortIndex::new(20000, 32000));
@@ -205,6 +208,7 @@ impl MemState {
         let old_pool = self.nodes[i].node_pool.clone();
         let now_ready = node.ready_for_placement();
         let pool = node.node_pool.clone();
+        self.names[i] = (node.id.clone(), node.name.clone());
         self.nodes[i] = Arc::new(node);
         self.cold[i].class = class;
         self.cold[i].usage.dynamic_ports =
@@ -453,6 +457,9 @@ impl SchedState for MemState {
     }
     fn nodes(&self) -> &[Arc<Node>] {
         &self.nodes
+    }
+    fn node_id_name(&self, idx: NodeIdx) -> Option<(&ArcStr, &ArcStr)> {
+        self.names.get(idx as usize).map(|(id, name)| (id, name))
     }
     fn node_idx(&self, id: &str) -> Option<NodeIdx> {
         self.node_ids.get(id).copied()

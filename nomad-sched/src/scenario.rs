@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use nomad_core::job::{Constraint, Job, NetworkResource, Port, Resources, Spread, Task, TaskGroup};
 use nomad_core::structs::{
-    Allocation, Evaluation, Node, NodeResources, Plan, PlanResult, SchedulerConfiguration,
+    Allocation, ArcStr, Evaluation, Node, NodeResources, Plan, PlanResult, SchedulerConfiguration,
 };
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -197,6 +197,9 @@ impl SchedState for TimedState<'_> {
     }
     fn nodes(&self) -> &[std::sync::Arc<Node>] {
         self.inner.nodes()
+    }
+    fn node_id_name(&self, idx: NodeIdx) -> Option<(&ArcStr, &ArcStr)> {
+        self.inner.node_id_name(idx)
     }
     fn node_idx(&self, id: &str) -> Option<NodeIdx> {
         self.inner.node_idx(id)

@@ -886,9 +886,8 @@ fn build_alloc<S: SchedState + ?Sized>(
 ) -> Allocation {
     let state = ctx.state;
     let (node_id, node_name) = state
-        .nodes()
-        .get(chosen.idx as usize)
-        .map(|n| (n.id.clone(), n.name.clone()))
+        .node_id_name(chosen.idx)
+        .map(|(id, name)| (id.clone(), name.clone()))
         .unwrap_or_default();
     let mut ar = template.clone();
     if let Some(net) = &ctx.groups[g].network {

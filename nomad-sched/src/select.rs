@@ -1266,8 +1266,8 @@ impl<'s, S: SchedState + ?Sized> EvalCtx<'s, S> {
         if let Some((r, devices)) = best {
             // The allocation and its metrics copy the node's ID and name next. Reading them
             // now starts those cache misses while port assignment waits for its own.
-            if let Some(node) = self.state.nodes().get(r.idx as usize) {
-                std::hint::black_box((node.id.as_bytes().first(), node.name.as_bytes().first()));
+            if let Some((id, name)) = self.state.node_id_name(r.idx) {
+                std::hint::black_box((id.as_bytes().first(), name.as_bytes().first()));
             }
             // The check during ranking guarantees the assignment succeeds.
             if let Ok(ports) = self.assign_ports(g, r.idx) {
@@ -1510,7 +1510,7 @@ impl<'s, S: SchedState + ?Sized> EvalCtx<'s, S> {
         let state = self.state;
         let nodes = state.nodes();
         if !detailed {
-            self.push_scores(&mut m, &stats.top, nodes);
+            self.push_scores(&mut m, &stats.top);
             self.stats_scratch = stats;
             return m;
         }
@@ -1533,15 +1533,15 @@ impl<'s, S: SchedState + ?Sized> EvalCtx<'s, S> {
         for (dim, count) in stats.dims.drain(..) {
             m.dimension_exhausted.insert(dim.to_string(), count);
         }
-        self.push_scores(&mut m, &stats.top, nodes);
+        self.push_scores(&mut m, &stats.top);
         self.stats_scratch = stats;
         m
     }
 
-    fn push_scores(&self, m: &mut AllocMetric, top: &[Ranked], nodes: &[Arc<Node>]) {
+    fn push_scores(&self, m: &mut AllocMetric, top: &[Ranked]) {
         m.score_meta_data.reserve_exact(top.len());
         for r in top {
-            let Some(node) = nodes.get(r.idx as usize) else {
+            let Some((node_id, _)) = self.state.node_id_name(r.idx) else {
                 continue;
             };
             let extra = [r.anti_affinity, r.penalty, r.affinity, r.spread]
@@ -1563,7 +1563,7 @@ impl<'s, S: SchedState + ?Sized> EvalCtx<'s, S> {
                 scores.insert(arcstr::literal!("allocation-spread"), r.spread);
             }
             m.score_meta_data.push(NodeScoreMeta {
-                node_id: node.id.clone(),
+                node_id: node_id.clone(),
                 scores,
                 norm_score: r.score,
             });

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use nomad_core::job::Job;
 use nomad_core::structs::{
-    Allocation, Deployment, Evaluation, Node, Plan, PlanResult, SchedulerConfiguration,
+    Allocation, ArcStr, Deployment, Evaluation, Node, Plan, PlanResult, SchedulerConfiguration,
 };
 use nomad_net::PortIndex;
 
@@ -114,6 +114,13 @@ pub trait SchedState {
 
     /// The position of the node with `id`.
     fn node_idx(&self, id: &str) -> Option<NodeIdx>;
+
+    /// The ID and name of the node at `idx`, which every placement on it copies. A state
+    /// may keep them apart from the node records, so that on a large cluster reading them
+    /// costs one small read instead of a miss on the whole record.
+    fn node_id_name(&self, idx: NodeIdx) -> Option<(&ArcStr, &ArcStr)> {
+        self.nodes().get(idx as usize).map(|n| (&n.id, &n.name))
+    }
 
     /// Positions of the nodes of `pool` (every pool for `all`) that are ready, eligible and
     /// not draining, in a stable order.
