@@ -9,6 +9,17 @@ use serde::{Deserialize, Serialize};
 
 use crate::job::{Duration, Job, NetworkResource, TaskGroup, TaskLifecycle};
 
+/// Writes a [`LiteMap`] as a JSON object even when empty (its own serialisation writes an
+/// empty map as an array, which clients reading a map reject).
+fn as_map<K, V, S>(map: &LiteMap<K, V>, ser: S) -> Result<S::Ok, S::Error>
+where
+    K: Serialize + Ord,
+    V: Serialize,
+    S: serde::Serializer,
+{
+    ser.collect_map(map.iter())
+}
+
 /// A task group placed on a node.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
@@ -117,8 +128,10 @@ impl Allocation {
 pub struct AllocatedResources {
     /// Per task, in task name order. A sorted vector rather than a tree: a group has a
     /// handful of tasks and every placement carries a copy.
+    #[serde(serialize_with = "as_map")]
     pub tasks: LiteMap<String, AllocatedTaskResources>,
     /// Lifecycle of each task (for resource accounting across phases).
+    #[serde(serialize_with = "as_map")]
     pub task_lifecycles: LiteMap<String, Option<TaskLifecycle>>,
     /// Shared by the group.
     pub shared: AllocatedSharedResources,
@@ -320,16 +333,21 @@ pub struct AllocMetric {
     /// Nodes in the job's pool.
     pub nodes_in_pool: u32,
     /// Ready nodes per datacenter.
+    #[serde(serialize_with = "as_map")]
     pub nodes_available: LiteMap<String, u32>,
     /// Nodes filtered per node class.
+    #[serde(serialize_with = "as_map")]
     pub class_filtered: LiteMap<String, u32>,
     /// Nodes filtered per constraint.
+    #[serde(serialize_with = "as_map")]
     pub constraint_filtered: LiteMap<String, u32>,
     /// Nodes that did not have room.
     pub nodes_exhausted: u32,
     /// Exhausted nodes per class.
+    #[serde(serialize_with = "as_map")]
     pub class_exhausted: LiteMap<String, u32>,
     /// Exhausted nodes per dimension (`cpu`, `memory`, `network: port collision`...).
+    #[serde(serialize_with = "as_map")]
     pub dimension_exhausted: LiteMap<String, u32>,
     /// Quotas exhausted.
     pub quota_exhausted: Vec<String>,
@@ -349,6 +367,7 @@ pub struct NodeScoreMeta {
     #[serde(rename = "NodeID")]
     pub node_id: ArcStr,
     /// Score per scorer (`binpack`, `job-anti-affinity`, ...).
+    #[serde(serialize_with = "as_map")]
     pub scores: LiteMap<ArcStr, f64>,
     /// The final normalised score.
     pub norm_score: f64,
@@ -386,5 +405,30 @@ mod tests {
         assert_eq!(m.score_meta_data[0].scores.get("binpack"), Some(&0.9));
         let out = serde_json::to_string(&m.score_meta_data[0].scores).expect("scores");
         assert_eq!(out, r#"{"binpack":0.9,"job-anti-affinity":-0.5}"#);
+    }
+
+    #[test]
+    fn empty_small_maps_are_written_as_objects() {
+        let ar = AllocatedResources::default();
+        let json = serde_json::to_value(&ar).expect("serialises");
+        assert!(json["Tasks"].is_object(), "{json}");
+        assert!(json["TaskLifecycles"].is_object(), "{json}");
+        let m = AllocMetric {
+            score_meta_data: vec![NodeScoreMeta::default()],
+            ..AllocMetric::default()
+        };
+        let json = serde_json::to_value(&m).expect("serialises");
+        for key in [
+            "NodesAvailable",
+            "ClassFiltered",
+            "ConstraintFiltered",
+            "ClassExhausted",
+            "DimensionExhausted",
+        ] {
+            assert!(json[key].is_object(), "{key}: {json}");
+        }
+        assert!(json["ScoreMetaData"][0]["Scores"].is_object(), "{json}");
+        let back: AllocMetric = serde_json::from_value(json).expect("round trip");
+        assert_eq!(back, m);
     }
 }
