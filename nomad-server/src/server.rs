@@ -1722,6 +1722,9 @@ impl SchedState for ServerPlanner {
     fn node_usage(&self, idx: nomad_sched::NodeIdx) -> nomad_sched::NodeUsage {
         self.snap.node_usage(idx)
     }
+    fn node_capacity(&self, idx: nomad_sched::NodeIdx) -> nomad_sched::NodeUsage {
+        self.snap.node_capacity(idx)
+    }
     fn port_index(&self, idx: nomad_sched::NodeIdx) -> Option<&nomad_net::PortIndex> {
         self.snap.port_index(idx)
     }

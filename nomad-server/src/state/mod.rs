@@ -109,6 +109,9 @@ pub struct StateData {
     by_node: Chunked<Arc<NodeAllocs>>,
     /// What each node's non-terminal allocations use, kept as allocations change.
     usage: Chunked<NodeUsage>,
+    /// What each node offers, worked out once per node version: the scheduler reads it
+    /// for every node it visits.
+    capacity: Chunked<NodeUsage>,
     /// Each node's port index with its non-terminal allocations' ports taken.
     ports: Chunked<Arc<PortIndex>>,
     by_job: KeyedShards<Key, Vec<Arc<Allocation>>>,
@@ -1036,6 +1039,9 @@ impl StateData {
                 if let Some(p) = self.ports.get_mut(i as usize) {
                     *p = ports;
                 }
+                if let Some(c) = self.capacity.get_mut(i as usize) {
+                    *c = NodeUsage::capacity_of(&n);
+                }
                 self.update_node_view(i, Some(&old), &n);
             }
             None => {
@@ -1048,6 +1054,7 @@ impl StateData {
                 Arc::make_mut(&mut self.nodes).push(Arc::clone(&n));
                 Arc::make_mut(&mut self.node_ids).insert(n.id.clone(), i);
                 self.usage.push(usage_of(&allocs));
+                self.capacity.push(NodeUsage::capacity_of(&n));
                 self.ports.push(ports_of(&n, &allocs));
                 self.by_node.push(NodeAllocs::from_vec(allocs));
                 self.update_node_view(i, None, &n);
@@ -1123,6 +1130,8 @@ impl StateData {
             }
         }
         self.usage = Chunked::from_vec(by_node.iter().map(|l| usage_of(l)).collect());
+        self.capacity =
+            Chunked::from_vec(nodes.iter().map(|n| NodeUsage::capacity_of(n)).collect());
         self.ports = Chunked::from_vec(
             nodes
                 .iter()
@@ -1342,6 +1351,13 @@ impl SchedState for StateSnapshot {
     }
     fn node_usage(&self, idx: NodeIdx) -> NodeUsage {
         self.0.usage.get(idx as usize).copied().unwrap_or_default()
+    }
+    fn node_capacity(&self, idx: NodeIdx) -> NodeUsage {
+        self.0
+            .capacity
+            .get(idx as usize)
+            .copied()
+            .unwrap_or_default()
     }
     fn port_index(&self, idx: NodeIdx) -> Option<&PortIndex> {
         self.0.ports.get(idx as usize).map(|p| p.as_ref())
