@@ -1604,16 +1604,25 @@ impl PendingNode {
                     return (new, Arc::clone(a));
                 }
                 let resources = a.allocated_resources.as_ref().map(|r| {
+                    // Ports come from the shared ports, or from the networks when there
+                    // are none: only what they are read from is copied.
+                    let flat = !r.shared.ports.is_empty();
                     nomad_core::structs::AllocatedResources {
-                        // Ports come from the shared ports, or from the networks when
-                        // there are none.
-                        tasks: if r.shared.ports.is_empty() {
-                            r.tasks.clone()
-                        } else {
+                        tasks: if flat {
                             Default::default()
+                        } else {
+                            r.tasks.clone()
                         },
                         task_lifecycles: Default::default(),
-                        shared: r.shared.clone(),
+                        shared: nomad_core::structs::AllocatedSharedResources {
+                            networks: if flat {
+                                Vec::new()
+                            } else {
+                                r.shared.networks.clone()
+                            },
+                            disk_mb: r.shared.disk_mb,
+                            ports: r.shared.ports.clone(),
+                        },
                     }
                 });
                 let copy = Allocation {
