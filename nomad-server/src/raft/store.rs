@@ -97,14 +97,44 @@ fn write_meta<T: serde::Serialize>(
     w.commit().map_err(any)
 }
 
+/// First byte of an entry stored compressed: an LZ4 block of the entry's JSON follows,
+/// after its length (four bytes, little-endian). Entries written uncompressed are JSON
+/// objects and start with `{`, so both read back.
+const LZ4_TAG: u8 = 0x01;
+
+/// The largest decompressed entry accepted: a corrupt length must not make a reader
+/// allocate without bound.
+const MAX_ENTRY_BYTES: usize = 1 << 30;
+
+/// An entry as stored: its JSON, LZ4-compressed. Plans repeat the same field names and
+/// values for every allocation, so the file receives a fraction of the bytes.
 fn encode_entry(e: &Entry) -> Result<Vec<u8>, AnyError> {
-    serde_json::to_vec(e)
-        .map_err(|err| any(format!("encoding raft log entry {}: {err}", e.log_id.index)))
+    let json = serde_json::to_vec(e)
+        .map_err(|err| any(format!("encoding raft log entry {}: {err}", e.log_id.index)))?;
+    let mut out = Vec::with_capacity(1 + 4 + lz4_flex::block::get_maximum_output_size(json.len()));
+    out.push(LZ4_TAG);
+    out.extend_from_slice(&lz4_flex::compress_prepend_size(&json));
+    Ok(out)
 }
 
 fn decode_entry(index: u64, bytes: &[u8]) -> Result<Entry, AnyError> {
-    serde_json::from_slice(bytes)
-        .map_err(|e| any(format!("raft log entry {index} is corrupt: {e}")))
+    let corrupt =
+        |e: &dyn std::fmt::Display| any(format!("raft log entry {index} is corrupt: {e}"));
+    match bytes.split_first() {
+        Some((&LZ4_TAG, packed)) => {
+            let declared = packed
+                .get(..4)
+                .and_then(|b| <[u8; 4]>::try_from(b).ok())
+                .map(|b| u32::from_le_bytes(b) as usize)
+                .ok_or_else(|| corrupt(&"truncated length"))?;
+            if declared > MAX_ENTRY_BYTES {
+                return Err(corrupt(&format!("declared length {declared} is too large")));
+            }
+            let json = lz4_flex::decompress_size_prepended(packed).map_err(|e| corrupt(&e))?;
+            serde_json::from_slice(&json).map_err(|e| corrupt(&e))
+        }
+        _ => serde_json::from_slice(bytes).map_err(|e| corrupt(&e)),
+    }
 }
 
 /// Entries appended and not yet applied, kept decoded so that the state machine applies
@@ -381,5 +411,92 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             StorageIOError::write_logs,
         )
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::Command;
+    use nomad_core::structs::{status, Allocation};
+    use openraft::{CommittedLeaderId, EntryPayload};
+
+    fn entry(index: u64, cmd: Command) -> Entry {
+        Entry {
+            log_id: LogId::new(CommittedLeaderId::new(1, 1), index),
+            payload: EntryPayload::Normal(cmd),
+        }
+    }
+
+    fn plan(allocs: usize) -> Command {
+        let placed = (0..allocs)
+            .map(|i| {
+                Arc::new(Allocation {
+                    id: format!("alloc-{i:05}").into(),
+                    name: format!("web.app[{i}]"),
+                    node_id: format!("node-{}", i % 7).into(),
+                    job_id: "web".into(),
+                    task_group: "app".into(),
+                    desired_status: status::shared::ALLOC_DESIRED_RUN,
+                    client_status: status::shared::ALLOC_CLIENT_PENDING,
+                    ..Allocation::default()
+                })
+            })
+            .collect();
+        Command::ApplyPlan {
+            eval_id: "eval-1".into(),
+            job: None,
+            stops: Vec::new(),
+            placed,
+            deployment: None,
+            deployment_updates: Vec::new(),
+            time: 0,
+        }
+    }
+
+    fn json_of(e: &Entry) -> Vec<u8> {
+        serde_json::to_vec(e).expect("json")
+    }
+
+    #[test]
+    fn entries_are_stored_compressed_and_read_back_whole() {
+        let e = entry(7, plan(500));
+        let stored = encode_entry(&e).expect("encodes");
+        assert_eq!(stored.first(), Some(&LZ4_TAG));
+        let json = json_of(&e);
+        // A plan repeats the same fields for every allocation.
+        assert!(
+            stored.len() * 4 < json.len(),
+            "{} bytes stored for {} bytes of JSON",
+            stored.len(),
+            json.len()
+        );
+        let back = decode_entry(7, &stored).expect("decodes");
+        assert_eq!(json_of(&back), json);
+    }
+
+    #[test]
+    fn entries_written_as_plain_json_still_read() {
+        let e = entry(3, plan(2));
+        let back = decode_entry(3, &json_of(&e)).expect("plain JSON decodes");
+        assert_eq!(json_of(&back), json_of(&e));
+    }
+
+    #[test]
+    fn a_corrupt_entry_is_an_error_naming_its_index() {
+        let stored = encode_entry(&entry(9, plan(3))).expect("encodes");
+        let truncated = &stored[..stored.len() / 2];
+        let err = decode_entry(9, truncated).expect_err("truncated");
+        assert!(
+            err.to_string().contains("raft log entry 9 is corrupt"),
+            "{err}"
+        );
+        // A length far beyond any real entry is refused before anything is allocated.
+        let mut huge = vec![LZ4_TAG];
+        huge.extend_from_slice(&u32::MAX.to_le_bytes());
+        huge.extend_from_slice(&[0u8; 16]);
+        let err = decode_entry(9, &huge).expect_err("huge length");
+        assert!(err.to_string().contains("too large"), "{err}");
+        assert!(decode_entry(9, &[LZ4_TAG, 1]).is_err());
     }
 }
