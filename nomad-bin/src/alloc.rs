@@ -173,7 +173,7 @@ fn alloc_status(a: &Allocation, verbose: bool) -> String {
         .map(|r| r.shared.ports.clone())
         .unwrap_or_default();
     if !ports.is_empty() {
-        let statics: Vec<String> = a
+        let statics: Vec<nomad_core::structs::ArcStr> = a
             .group()
             .map(|g| {
                 g.networks

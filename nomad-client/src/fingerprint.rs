@@ -183,7 +183,7 @@ pub async fn fingerprint_node(settings: &NodeSettings, drivers: &DriverSet) -> N
         networks.push(NetworkResource {
             mode: "host".into(),
             device: name.clone(),
-            ip: ip.clone(),
+            ip: ip.clone().into(),
             cidr: format!("{ip}/{prefix}"),
             ..NetworkResource::default()
         });
@@ -191,7 +191,7 @@ pub async fn fingerprint_node(settings: &NodeSettings, drivers: &DriverSet) -> N
     // The default address: the first non-loopback interface, else loopback.
     networks.sort_by_key(|n| n.ip.starts_with("127."));
     if let Some(first) = networks.first() {
-        attrs.insert("unique.network.ip-address".into(), first.ip.clone());
+        attrs.insert("unique.network.ip-address".into(), first.ip.to_string());
     }
 
     let mut driver_infos = BTreeMap::new();

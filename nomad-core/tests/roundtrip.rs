@@ -2078,10 +2078,10 @@ fn check_group(g: &TaskGroup, spec: &GroupSpec, var: &str) -> Result<(), TestCas
             let net = &g.networks[0];
             prop_assert_eq!(net.mode.as_str(), n.mode.unwrap_or(""));
             let port = |p: &PortSpec| Port {
-                label: p.label.clone(),
+                label: p.label.clone().into(),
                 value: p.static_port.unwrap_or(0),
                 to: p.to.unwrap_or(0),
-                host_network: p.host_network.unwrap_or("").to_string(),
+                host_network: p.host_network.unwrap_or("").to_string().into(),
             };
             let reserved: Vec<Port> = n
                 .ports

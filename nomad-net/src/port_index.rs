@@ -556,7 +556,7 @@ impl PortIndex {
             network: net,
             value,
             to: p.to,
-            host_ip: self.net(net).map(|n| n.ip.to_string()).unwrap_or_default(),
+            host_ip: self.net(net).map(|n| n.ip.clone()).unwrap_or_default(),
         }
     }
 }
@@ -565,7 +565,7 @@ impl PortIndex {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AssignedPort {
     /// The request's label.
-    pub label: String,
+    pub label: ArcStr,
     /// The network id (see [`PortIndex::network_id`]).
     pub network: usize,
     /// The host port.
@@ -573,7 +573,7 @@ pub struct AssignedPort {
     /// The port inside the allocation's network namespace.
     pub to: i32,
     /// The host address.
-    pub host_ip: String,
+    pub host_ip: ArcStr,
 }
 
 impl AssignedPort {

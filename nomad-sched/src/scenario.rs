@@ -99,7 +99,7 @@ pub fn job(id: &str, shape: JobShape, rng: &mut SmallRng) -> Job {
         },
         networks: vec![NetworkResource {
             dynamic_ports: vec![Port {
-                label: "http".to_string(),
+                label: "http".into(),
                 ..Port::default()
             }],
             ..NetworkResource::default()

@@ -905,7 +905,7 @@ fn build_alloc<S: SchedState + ?Sized>(
             }
         }
         if let Some(a) = chosen.ports.first() {
-            n.ip.clone_from(&a.host_ip);
+            n.ip = a.host_ip.clone();
         }
         ar.shared.networks = vec![n];
         // The chosen ports are not needed after this: their strings move.

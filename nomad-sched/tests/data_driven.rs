@@ -187,7 +187,7 @@ impl Runner {
         let a = kv(&w[1..]);
         let num = |k: &str, d: u32| a.get(k).and_then(|v| v.parse().ok()).unwrap_or(d);
         let mut network = NetworkResource {
-            mode: a.get("mode").cloned().unwrap_or_default(),
+            mode: a.get("mode").cloned().unwrap_or_default().into(),
             ..NetworkResource::default()
         };
         if let Some(d) = a.get("dynamic") {

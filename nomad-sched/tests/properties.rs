@@ -130,7 +130,7 @@ fn build_job(id: &str, j: &JobSpec) -> Job {
     }
     for d in 0..j.dynamic_ports {
         network.dynamic_ports.push(Port {
-            label: format!("dyn{d}"),
+            label: format!("dyn{d}").into(),
             ..Port::default()
         });
     }
@@ -361,7 +361,7 @@ fn room_for_one_more(state: &MemState, id: &str, spec: &JobSpec) -> bool {
         }
         for d in 0..spec.dynamic_ports {
             ask.dynamic_ports.push(Port {
-                label: format!("d{d}"),
+                label: format!("d{d}").into(),
                 ..Port::default()
             });
         }

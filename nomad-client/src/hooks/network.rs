@@ -23,6 +23,7 @@ pub(crate) fn node_address(node: &Node) -> String {
         .and_then(|r| r.networks.iter().find(|n| !n.ip.is_empty()))
         .map(|n| n.ip.clone())
         .unwrap_or_else(|| "127.0.0.1".into())
+        .to_string()
 }
 
 /// The allocation's host ports (static and dynamic), each on its assigned address or the
@@ -45,13 +46,13 @@ pub(crate) fn host_ports(alloc: &Allocation, node: &Node) -> Result<Vec<PortMapp
         .ports
         .iter()
         .map(|p| PortMapping {
-            label: p.label.clone(),
+            label: p.label.to_string(),
             value: p.value,
             to: u16::try_from(p.to).unwrap_or(0),
             host_ip: if p.host_ip.is_empty() {
                 fallback.clone()
             } else {
-                p.host_ip.clone()
+                p.host_ip.to_string()
             },
         })
         .collect();
@@ -61,13 +62,13 @@ pub(crate) fn host_ports(alloc: &Allocation, node: &Node) -> Result<Vec<PortMapp
                 continue;
             }
             ports.push(PortMapping {
-                label: port.label.clone(),
+                label: port.label.to_string(),
                 value: port.value,
                 to: u16::try_from(port.to).unwrap_or(0),
                 host_ip: if network.ip.is_empty() {
                     fallback.clone()
                 } else {
-                    network.ip.clone()
+                    network.ip.to_string()
                 },
             });
         }

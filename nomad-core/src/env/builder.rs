@@ -577,7 +577,7 @@ fn own_task_port(env: &mut Map, p: &Port, ip: &str, driver: Option<&DriverNetwor
         join_host_port(ip, &host),
     );
     let mapped = driver
-        .and_then(|d| d.port_map.get(label))
+        .and_then(|d| d.port_map.get(label.as_str()))
         .filter(|port| **port != 0)
         .map(u16::to_string);
     put(
@@ -615,10 +615,13 @@ fn group_port(out: &mut Vec<(String, String)>, p: &AllocatedPortMapping) {
     let label = &p.label;
     out.push((format!("{}{label}", names::ADDR_PREFIX), addr.clone()));
     out.push((format!("{}{label}", names::HOST_ADDR_PREFIX), addr));
-    out.push((format!("{}{label}", names::IP_PREFIX), p.host_ip.clone()));
+    out.push((
+        format!("{}{label}", names::IP_PREFIX),
+        p.host_ip.to_string(),
+    ));
     out.push((
         format!("{}{label}", names::HOST_IP_PREFIX),
-        p.host_ip.clone(),
+        p.host_ip.to_string(),
     ));
     out.push((format!("{}{label}", names::PORT_PREFIX), inner.clone()));
     out.push((format!("{}{label}", names::ALLOC_PORT_PREFIX), inner));

@@ -466,7 +466,7 @@ fn canonicalize_service(s: &mut Service, default_name: &str) {
 
 fn canonicalize_network(net: &mut NetworkResource) {
     if net.mode.is_empty() {
-        net.mode = "host".to_string();
+        net.mode = arcstr::literal!("host");
     }
     for p in net
         .reserved_ports
@@ -474,7 +474,7 @@ fn canonicalize_network(net: &mut NetworkResource) {
         .chain(net.dynamic_ports.iter_mut())
     {
         if p.host_network.is_empty() {
-            p.host_network = "default".to_string();
+            p.host_network = arcstr::literal!("default");
         }
     }
 }

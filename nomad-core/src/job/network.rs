@@ -1,5 +1,6 @@
 //! Group and task networks and their ports.
 
+use arcstr::ArcStr;
 use serde::{Deserialize, Serialize};
 
 /// A network request: the group's network namespace mode and the ports it needs.
@@ -7,7 +8,7 @@ use serde::{Deserialize, Serialize};
 #[serde(rename_all = "PascalCase", default)]
 pub struct NetworkResource {
     /// `host` (default), `bridge`, `none` or `cni/<name>`.
-    pub mode: String,
+    pub mode: ArcStr,
     /// The host interface, filled in by the scheduler.
     pub device: String,
     /// The CIDR of the interface, filled in by the scheduler.
@@ -15,7 +16,7 @@ pub struct NetworkResource {
     pub cidr: String,
     /// The address the ports are on, filled in by the scheduler.
     #[serde(rename = "IP")]
-    pub ip: String,
+    pub ip: ArcStr,
     /// Hostname inside the group's network namespace (bridge mode).
     pub hostname: String,
     /// Bandwidth in megabits (deprecated in Nomad; kept).
@@ -55,14 +56,14 @@ impl NetworkResource {
 #[serde(rename_all = "PascalCase", default)]
 pub struct Port {
     /// The label tasks and services refer to it by.
-    pub label: String,
+    pub label: ArcStr,
     /// The host port: static, or assigned from the dynamic range.
     pub value: u16,
     /// The port the task listens on inside its network (0: same as `Value`; -1: the
     /// `Value` is mapped to the same port, used by Connect).
     pub to: i32,
     /// The named host network to take an address from.
-    pub host_network: String,
+    pub host_network: ArcStr,
 }
 
 /// DNS settings of a network namespace.

@@ -207,14 +207,14 @@ pub struct AllocatedSharedResources {
 #[serde(rename_all = "PascalCase", default)]
 pub struct AllocatedPortMapping {
     /// Label.
-    pub label: String,
+    pub label: ArcStr,
     /// Host port.
     pub value: u16,
     /// Port inside the allocation's network.
     pub to: i32,
     /// Host address.
     #[serde(rename = "HostIP")]
-    pub host_ip: String,
+    pub host_ip: ArcStr,
 }
 
 /// Requests to move or reschedule an allocation.

@@ -427,7 +427,7 @@ async fn a_plan_check_counts_the_ports_of_placements_still_being_committed() {
                     label: "http".into(),
                     value: port,
                     to: 0,
-                    host_ip: String::new(),
+                    host_ip: String::new().into(),
                 });
         }
         Arc::new(a)

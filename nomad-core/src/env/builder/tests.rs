@@ -23,7 +23,7 @@ fn port(label: &str, value: u16, to: i32) -> Port {
         label: label.into(),
         value,
         to,
-        host_network: String::new(),
+        host_network: String::new().into(),
     }
 }
 
