@@ -696,51 +696,30 @@ impl Placed {
     }
 }
 
-/// A hash of a node ID for [`NewPerNode`] (a word at a time: IDs are long).
-fn node_key(id: &str) -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = crate::hash::FastBuild::default().build_hasher();
-    h.write(id.as_bytes());
-    h.write_usize(id.len());
-    h.finish()
-}
-
 /// How many new allocations a plan places on each node, to count those the plan applier
-/// committed. Nodes are told apart by a hash of their ID, so that no ID is copied; a plan
-/// in which two nodes' hashes collide keeps the IDs instead.
+/// committed. The node IDs are the plan's own shared keys: holding them copies no string.
 struct NewPerNode {
     total: usize,
-    /// (hash of the node ID, new allocations), sorted by hash.
-    hashed: Vec<(u64, usize)>,
-    /// The exact form, only when hashes collide.
-    named: Option<Vec<(ArcStr, usize)>>,
+    /// (node ID, new allocations), in the plan's node order.
+    per_node: Vec<(ArcStr, usize)>,
 }
 
 impl NewPerNode {
     fn of(plan: &Plan) -> Self {
-        let new_on = |v: &[Arc<Allocation>]| {
-            v.iter()
-                .filter(|a| a.create_index == 0 && !a.terminal())
-                .count()
-        };
-        let mut hashed: Vec<(u64, usize)> = plan
+        let per_node: Vec<(ArcStr, usize)> = plan
             .node_allocation
             .iter()
-            .map(|(n, v)| (node_key(n), new_on(v)))
+            .map(|(n, v)| {
+                let new = v
+                    .iter()
+                    .filter(|a| a.create_index == 0 && !a.terminal())
+                    .count();
+                (n.clone(), new)
+            })
             .collect();
-        hashed.sort_unstable();
-        let total = hashed.iter().map(|(_, c)| c).sum();
-        let collides = hashed.windows(2).any(|w| w[0].0 == w[1].0);
-        let named = collides.then(|| {
-            plan.node_allocation
-                .iter()
-                .map(|(n, v)| (n.clone(), new_on(v)))
-                .collect()
-        });
         NewPerNode {
-            total,
-            hashed,
-            named,
+            total: per_node.iter().map(|(_, c)| c).sum(),
+            per_node,
         }
     }
 
@@ -750,21 +729,10 @@ impl NewPerNode {
             // Nothing was refused.
             return self.total;
         }
-        if let Some(named) = &self.named {
-            return named
-                .iter()
-                .filter(|(n, _)| result.node_allocation.contains_key(n))
-                .map(|(_, c)| c)
-                .sum();
-        }
-        result
-            .node_allocation
-            .keys()
-            .filter_map(|n| {
-                let h = node_key(n);
-                let i = self.hashed.binary_search_by_key(&h, |e| e.0).ok()?;
-                self.hashed.get(i).map(|e| e.1)
-            })
+        self.per_node
+            .iter()
+            .filter(|(n, _)| result.node_allocation.contains_key(n))
+            .map(|(_, c)| c)
             .sum()
     }
 }
@@ -1087,12 +1055,5 @@ mod tests {
         assert_eq!(counts.committed(&committed_on(&["n1", "n3"], 9)), 3);
         assert_eq!(counts.committed(&committed_on(&["n2"], 9)), 1);
         assert_eq!(counts.committed(&committed_on(&[], 9)), 0);
-        // The exact form used when two node hashes collide gives the same answers.
-        let exact = NewPerNode {
-            named: Some(vec![("n1".into(), 2), ("n2".into(), 1), ("n3".into(), 1)]),
-            ..NewPerNode::of(&plan())
-        };
-        assert_eq!(exact.committed(&committed_on(&["n1", "n3"], 9)), 3);
-        assert_eq!(exact.committed(&committed_on(&["n2"], 9)), 1);
     }
 }
