@@ -170,15 +170,14 @@ impl NetworkPorts {
         } else {
             bits[bit / 64] &= !mask;
         }
-        let changed = was != on;
-        if changed && (range.0..=range.1).contains(&port) {
+        if (range.0..=range.1).contains(&port) {
             if on {
                 self.dynamic_used += 1;
             } else {
                 self.dynamic_used = self.dynamic_used.saturating_sub(1);
             }
         }
-        changed
+        true
     }
 }
 
