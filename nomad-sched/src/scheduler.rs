@@ -306,9 +306,10 @@ impl Scheduler {
             ctx.stop(&s.alloc);
         }
         append_stops(&mut plan, &rec, now);
+        let eval_id = ArcStr::from(eval.id.as_str());
         for a in &rec.inplace {
             let mut u = (**a).clone();
-            u.eval_id = ArcStr::from(eval.id.as_str());
+            u.eval_id = eval_id.clone();
             u.modify_time = now;
             plan.node_allocation
                 .entry(u.node_id.clone())
@@ -358,7 +359,7 @@ impl Scheduler {
         });
         let templates: Vec<AllocatedResources> =
             ctx.groups.iter().map(resources_template).collect();
-        let ids = EvalIds::new(eval, &job, deployment_id.as_deref());
+        let ids = EvalIds::new(eval_id, &job, deployment_id.as_deref());
         // Placements are gathered per node and moved into the plan's node map at the end:
         // no search of that map (keyed by node ID) per placement.
         let mut placed = Placed::new();
@@ -564,9 +565,10 @@ impl Scheduler {
         att.stopped = rec.stop.len();
         att.in_place = rec.inplace.len();
         append_stops(&mut plan, &rec, now);
+        let eval_id = ArcStr::from(eval.id.as_str());
         for a in &rec.inplace {
             let mut u = (**a).clone();
-            u.eval_id = ArcStr::from(eval.id.as_str());
+            u.eval_id = eval_id.clone();
             plan.node_allocation
                 .entry(u.node_id.clone())
                 .or_default()
@@ -582,7 +584,7 @@ impl Scheduler {
         };
         let templates: Vec<AllocatedResources> =
             ctx.groups.iter().map(resources_template).collect();
-        let ids = EvalIds::new(eval, &job, None);
+        let ids = EvalIds::new(eval_id, &job, None);
         let mut targets: Vec<(usize, NodeIdx, Option<Arc<nomad_core::structs::Allocation>>)> =
             Vec::new();
         let source: Vec<NodeIdx> = ctx.source().to_vec();
@@ -801,9 +803,9 @@ struct EvalIds {
 }
 
 impl EvalIds {
-    fn new(eval: &Evaluation, job: &Job, deployment_id: Option<&str>) -> Self {
+    fn new(eval_id: ArcStr, job: &Job, deployment_id: Option<&str>) -> Self {
         EvalIds {
-            eval_id: ArcStr::from(eval.id.as_str()),
+            eval_id,
             namespace: ArcStr::from(job.namespace_or_default()),
             job_id: ArcStr::from(job.id.as_str()),
             deployment_id: deployment_id.map(ArcStr::from),
