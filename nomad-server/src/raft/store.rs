@@ -109,11 +109,17 @@ const MAX_ENTRY_BYTES: usize = 1 << 30;
 /// An entry as stored: its JSON, LZ4-compressed. Plans repeat the same field names and
 /// values for every allocation, so the file receives a fraction of the bytes.
 fn encode_entry(e: &Entry) -> Result<Vec<u8>, AnyError> {
-    let json = serde_json::to_vec(e)
-        .map_err(|err| any(format!("encoding raft log entry {}: {err}", e.log_id.index)))?;
-    let mut out = Vec::with_capacity(1 + 4 + lz4_flex::block::get_maximum_output_size(json.len()));
-    out.push(LZ4_TAG);
-    out.extend_from_slice(&lz4_flex::compress_prepend_size(&json));
+    let fail = |err: &dyn std::fmt::Display| {
+        any(format!("encoding raft log entry {}: {err}", e.log_id.index))
+    };
+    let json = serde_json::to_vec(e).map_err(|err| fail(&err))?;
+    let len = u32::try_from(json.len()).map_err(|err| fail(&err))?;
+    // Compressed straight into the stored form, after the tag and the length.
+    let mut out = vec![0u8; 5 + lz4_flex::block::get_maximum_output_size(json.len())];
+    out[0] = LZ4_TAG;
+    out[1..5].copy_from_slice(&len.to_le_bytes());
+    let packed = lz4_flex::block::compress_into(&json, &mut out[5..]).map_err(|err| fail(&err))?;
+    out.truncate(5 + packed);
     Ok(out)
 }
 
@@ -122,15 +128,14 @@ fn decode_entry(index: u64, bytes: &[u8]) -> Result<Entry, AnyError> {
         |e: &dyn std::fmt::Display| any(format!("raft log entry {index} is corrupt: {e}"));
     match bytes.split_first() {
         Some((&LZ4_TAG, packed)) => {
-            let declared = packed
-                .get(..4)
-                .and_then(|b| <[u8; 4]>::try_from(b).ok())
-                .map(|b| u32::from_le_bytes(b) as usize)
+            let (len, block) = packed
+                .split_first_chunk::<4>()
                 .ok_or_else(|| corrupt(&"truncated length"))?;
+            let declared = u32::from_le_bytes(*len) as usize;
             if declared > MAX_ENTRY_BYTES {
                 return Err(corrupt(&format!("declared length {declared} is too large")));
             }
-            let json = lz4_flex::decompress_size_prepended(packed).map_err(|e| corrupt(&e))?;
+            let json = lz4_flex::block::decompress(block, declared).map_err(|e| corrupt(&e))?;
             serde_json::from_slice(&json).map_err(|e| corrupt(&e))
         }
         _ => serde_json::from_slice(bytes).map_err(|e| corrupt(&e)),
@@ -473,6 +478,10 @@ mod tests {
         );
         let back = decode_entry(7, &stored).expect("decodes");
         assert_eq!(json_of(&back), json);
+        // The stored form is the tag, then LZ4's own length-prefixed block.
+        let mut framed = vec![LZ4_TAG];
+        framed.extend_from_slice(&lz4_flex::compress_prepend_size(&json));
+        assert_eq!(stored, framed);
     }
 
     #[test]
