@@ -155,11 +155,31 @@ fn usage_of(allocs: &[Arc<Allocation>]) -> NodeUsage {
 /// The port index of `node` with the ports of `allocs` (terminal ones skipped) taken; a
 /// collision is left to the plan applier's fit check, as in the scheduler's own store.
 fn ports_of(node: &Node, allocs: &[Arc<Allocation>]) -> Arc<PortIndex> {
-    let mut idx = PortIndex::for_node(node).unwrap_or_else(|_| PortIndex::new(20000, 32000));
+    let mut idx = empty_ports(node);
     for a in allocs.iter().filter(|a| !a.terminal()) {
         let _ = idx.add_alloc(a);
     }
     Arc::new(idx)
+}
+
+/// The port index of `node` with nothing taken.
+fn empty_ports(node: &Node) -> PortIndex {
+    PortIndex::for_node(node).unwrap_or_else(|_| PortIndex::new(20000, 32000))
+}
+
+/// What `node` offers, with the dynamic ports of its default network counted, so that the
+/// scheduler answers "are there enough dynamic ports" from the capacity and usage tables
+/// instead of reading the node's port index.
+fn capacity_with_ports(node: &Node) -> NodeUsage {
+    let mut c = NodeUsage::capacity_of(node);
+    c.dynamic_ports = empty_ports(node).dynamic_free(0);
+    c
+}
+
+/// `usage` with its taken dynamic ports (default network) worked out from the port index.
+fn with_ports_taken(mut usage: NodeUsage, capacity: &NodeUsage, ports: &PortIndex) -> NodeUsage {
+    usage.dynamic_ports = capacity.dynamic_ports.saturating_sub(ports.dynamic_free(0));
+    usage
 }
 
 /// What applying a command changed, for the server to act on (enqueue evaluations, unblock).
@@ -989,6 +1009,7 @@ impl StateData {
                     if let Some(p) = self.ports.get_mut(i as usize) {
                         Arc::make_mut(p).remove_alloc(prev);
                     }
+                    self.sync_dynamic_ports(i);
                 }
                 if prev.node_id != a.node_id {
                     if let Some(list) = self.by_node.get_mut(i as usize) {
@@ -1005,11 +1026,24 @@ impl StateData {
                 if let Some(p) = self.ports.get_mut(i as usize) {
                     let _ = Arc::make_mut(p).add_alloc(&a);
                 }
+                self.sync_dynamic_ports(i);
             }
             if let Some(list) = self.by_node.get_mut(i as usize) {
                 let replaces = prev.as_ref().is_some_and(|p| p.node_id == a.node_id);
                 NodeAllocs::push(list, a, replaces);
             }
+        }
+    }
+
+    /// Recounts the taken dynamic ports in the usage of the node at `i` after its port
+    /// index changed.
+    fn sync_dynamic_ports(&mut self, i: NodeIdx) {
+        let (Some(c), Some(p)) = (self.capacity.get(i as usize), self.ports.get(i as usize)) else {
+            return;
+        };
+        let taken = c.dynamic_ports.saturating_sub(p.dynamic_free(0));
+        if let Some(u) = self.usage.get_mut(i as usize) {
+            u.dynamic_ports = taken;
         }
     }
 
@@ -1036,11 +1070,15 @@ impl StateData {
                     &n,
                     self.by_node.get(i as usize).map_or(&[], |l| l.as_slice()),
                 );
+                let capacity = capacity_with_ports(&n);
+                if let Some(u) = self.usage.get_mut(i as usize) {
+                    *u = with_ports_taken(*u, &capacity, &ports);
+                }
                 if let Some(p) = self.ports.get_mut(i as usize) {
                     *p = ports;
                 }
                 if let Some(c) = self.capacity.get_mut(i as usize) {
-                    *c = NodeUsage::capacity_of(&n);
+                    *c = capacity;
                 }
                 self.update_node_view(i, Some(&old), &n);
             }
@@ -1053,9 +1091,12 @@ impl StateData {
                 }
                 Arc::make_mut(&mut self.nodes).push(Arc::clone(&n));
                 Arc::make_mut(&mut self.node_ids).insert(n.id.clone(), i);
-                self.usage.push(usage_of(&allocs));
-                self.capacity.push(NodeUsage::capacity_of(&n));
-                self.ports.push(ports_of(&n, &allocs));
+                let capacity = capacity_with_ports(&n);
+                let ports = ports_of(&n, &allocs);
+                self.usage
+                    .push(with_ports_taken(usage_of(&allocs), &capacity, &ports));
+                self.capacity.push(capacity);
+                self.ports.push(ports);
                 self.by_node.push(NodeAllocs::from_vec(allocs));
                 self.update_node_view(i, None, &n);
             }
@@ -1129,16 +1170,21 @@ impl StateData {
                 }
             }
         }
-        self.usage = Chunked::from_vec(by_node.iter().map(|l| usage_of(l)).collect());
-        self.capacity =
-            Chunked::from_vec(nodes.iter().map(|n| NodeUsage::capacity_of(n)).collect());
-        self.ports = Chunked::from_vec(
-            nodes
+        let capacity: Vec<NodeUsage> = nodes.iter().map(|n| capacity_with_ports(n)).collect();
+        let ports: Vec<Arc<PortIndex>> = nodes
+            .iter()
+            .zip(&by_node)
+            .map(|(n, l)| ports_of(n, l))
+            .collect();
+        self.usage = Chunked::from_vec(
+            by_node
                 .iter()
-                .zip(&by_node)
-                .map(|(n, l)| ports_of(n, l))
+                .zip(capacity.iter().zip(&ports))
+                .map(|(l, (c, p))| with_ports_taken(usage_of(l), c, p))
                 .collect(),
         );
+        self.capacity = Chunked::from_vec(capacity);
+        self.ports = Chunked::from_vec(ports);
         self.by_node = Chunked::from_vec(by_node.into_iter().map(NodeAllocs::from_vec).collect());
         self.nodes = Arc::new(nodes);
         self.node_ids = Arc::new(ids);

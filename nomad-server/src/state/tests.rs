@@ -260,3 +260,75 @@ fn stops_keep_the_job_version_and_retired_snapshots_stay_readable() {
     store.retire(now);
     assert_eq!(store.snapshot().alloc_count(), 2);
 }
+
+/// An allocation on `node` holding the given host ports on the default network.
+fn alloc_with_ports(id: &str, node: &str, ports: &[u16]) -> Allocation {
+    use nomad_core::structs::{AllocatedPortMapping, AllocatedResources};
+    let mut a = alloc(id, node, "web");
+    let mut ar = AllocatedResources::default();
+    ar.shared.ports = ports
+        .iter()
+        .map(|&value| AllocatedPortMapping {
+            label: "http".into(),
+            value,
+            ..AllocatedPortMapping::default()
+        })
+        .collect();
+    a.allocated_resources = Some(ar);
+    a
+}
+
+#[test]
+fn usage_counts_taken_dynamic_ports_through_placements_stops_and_restores() {
+    let store = StateStore::new();
+    let node = sim_node(0);
+    let offered = nomad_net::PortIndex::for_node(&node)
+        .expect("port index")
+        .dynamic_free(0);
+    assert!(offered > 0);
+    store.apply_batch(vec![(
+        1,
+        Command::UpsertNode {
+            node: Box::new(node),
+        },
+    )]);
+    let snap = store.snapshot();
+    assert_eq!(snap.node_capacity(0).dynamic_ports, offered);
+    assert_eq!(snap.node_usage(0).dynamic_ports, 0);
+
+    // Two dynamic ports and one below the dynamic range, which is not counted.
+    place(
+        &store,
+        2,
+        vec![
+            alloc_with_ports("a1", "node-0", &[20_001, 20_002]),
+            alloc_with_ports("a2", "node-0", &[8080]),
+        ],
+    );
+    let snap = store.snapshot();
+    assert_eq!(snap.node_usage(0).dynamic_ports, 2);
+    let data = StateData::from_persisted(
+        serde_json::from_str(&serde_json::to_string(&snap.to_persisted()).expect("serialize"))
+            .expect("parse"),
+    );
+    assert_eq!(
+        SchedState::node_usage(&StateSnapshot(Arc::new(data)), 0).dynamic_ports,
+        2
+    );
+
+    let mut stop = alloc_with_ports("a1", "node-0", &[20_001, 20_002]);
+    stop.desired_status = status::ALLOC_DESIRED_STOP.into();
+    store.apply_batch(vec![(
+        3,
+        Command::ApplyPlan {
+            eval_id: "e".into(),
+            job: None,
+            stops: vec![Arc::new(stop)],
+            placed: vec![],
+            deployment: None,
+            deployment_updates: vec![],
+            time: 1,
+        },
+    )]);
+    assert_eq!(store.snapshot().node_usage(0).dynamic_ports, 0);
+}
