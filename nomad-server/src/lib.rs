@@ -58,8 +58,8 @@ pub use server::{
     SCHEDULERS,
 };
 pub use state::{
-    ns_or_default, ApplyEffects, Command, PersistedState, StateData, StateSnapshot, StateStore,
-    Table, JOB_TRACKED_VERSIONS,
+    ns_or_default, ApplyEffects, Command, CommitCallback, CommitSignal, PersistedState, StateData,
+    StateSnapshot, StateStore, Table, JOB_TRACKED_VERSIONS,
 };
 
 /// A new random ID in the UUID text form Nomad uses.

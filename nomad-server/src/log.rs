@@ -26,8 +26,9 @@ pub trait ReplicatedLog: Send + Sync {
     /// Appends a command, waits until it is committed and applied to the local state
     /// store, and returns its index. Fails when this server is not the leader or the log
     /// cannot be written. Commands given by successive calls from one task reach the log
-    /// in the order of the calls, even when their futures are awaited later.
-    fn apply(&self, cmd: Command) -> LogFuture<'_, Result<Applied, ServerError>>;
+    /// in the order of the calls, even when their futures are awaited later (the future
+    /// owns what it needs, so it may be awaited on another task).
+    fn apply(&self, cmd: Command) -> LogFuture<'static, Result<Applied, ServerError>>;
 
     /// True when this server leads (and so may accept writes).
     fn is_leader(&self) -> bool;

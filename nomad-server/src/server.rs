@@ -999,6 +999,7 @@ impl Server {
                     snap,
                     handle,
                     token,
+                    writes: Vec::new(),
                 };
                 let sched = Scheduler::new(SchedulerOptions {
                     seed,
@@ -1006,28 +1007,52 @@ impl Server {
                     ..SchedulerOptions::default()
                 });
                 let outcome = sched.process(&eval, &mut planner);
-                let ServerPlanner { server, snap, .. } = planner;
+                let ServerPlanner {
+                    server,
+                    snap,
+                    writes,
+                    ..
+                } = planner;
                 server.inner.state.retire(snap);
-                outcome
+                (outcome, writes)
             })
             .await;
             self.inner
                 .metrics
                 .evals_processed
                 .fetch_add(1, Ordering::Relaxed);
-            match result {
-                Ok(Ok(_)) => {
-                    let _ = self.inner.broker.ack(&id, &tok);
-                }
-                Ok(Err(e)) => {
-                    tracing::warn!(eval = %id, error = %e, "evaluation failed; nacking");
-                    let _ = self.inner.broker.nack(&id, &tok);
-                }
+            let (outcome, writes) = match result {
+                Ok((outcome, writes)) => (outcome.map(|_| ()), writes),
                 Err(e) => {
                     tracing::error!(eval = %id, error = %e, "scheduler task died; nacking");
                     let _ = self.inner.broker.nack(&id, &tok);
+                    continue;
                 }
-            }
+            };
+            // The evaluation is acknowledged once what it wrote is applied (so the next
+            // evaluation of its job sees it); meanwhile this worker takes the next one.
+            let me = self.clone();
+            tokio::spawn(async move {
+                let mut written = Ok(());
+                for w in writes {
+                    if let Err(e) = w.await {
+                        written = Err(e);
+                    }
+                }
+                match (outcome, written) {
+                    (Ok(()), Ok(())) => {
+                        let _ = me.inner.broker.ack(&id, &tok);
+                    }
+                    (Err(e), _) => {
+                        tracing::warn!(eval = %id, error = %e, "evaluation failed; nacking");
+                        let _ = me.inner.broker.nack(&id, &tok);
+                    }
+                    (Ok(()), Err(e)) => {
+                        tracing::warn!(eval = %id, error = %e, "evaluation status not written; nacking");
+                        let _ = me.inner.broker.nack(&id, &tok);
+                    }
+                }
+            });
         }
     }
 
@@ -1162,7 +1187,7 @@ impl Server {
         committing: &[&PlanInFlight],
         busy: bool,
     ) -> Option<PlanInFlight> {
-        let PlanRequest { plan, reply } = req;
+        let PlanRequest { plan, reply, .. } = req;
         if let Err(e) = self.admit_plan(&plan) {
             let _ = reply.send(Err(e));
             return None;
@@ -1193,11 +1218,36 @@ impl Server {
             return None;
         }
         // A refused plan refreshes past the plans it was checked against: its answer
-        // waits for their commit even when it commits nothing itself.
+        // waits for their commit even when it commits nothing itself. A plan accepted
+        // whole is answered as soon as its entry is committed, before the state applies
+        // it: its worker needs no fresher state, and while the entry is applied the
+        // worker goes on (the plans checked after it still count it as pending).
+        let reply: ReplySlot = Arc::new(std::sync::Mutex::new(Some(reply)));
+        let mut command = checked.command;
+        if let Some(Command::ApplyPlan { committed, .. }) = command.as_mut().filter(|_| !refused) {
+            let mut early = checked.result.clone();
+            early.node_allocation = checked
+                .pending
+                .iter()
+                .map(|(node, p)| {
+                    (
+                        node.clone(),
+                        p.allocs.iter().map(|(_, a)| Arc::clone(a)).collect(),
+                    )
+                })
+                .collect();
+            let slot = Arc::clone(&reply);
+            *committed = crate::CommitSignal::new(move |index| {
+                if let Some(tx) = take_reply(&slot) {
+                    early.alloc_index = index;
+                    let _ = tx.send(Ok(early));
+                }
+            });
+        }
         Some(PlanInFlight {
             result: checked.result,
             pending: checked.pending,
-            command: checked.command,
+            command,
             placed: checked.placed,
             refused,
             reply,
@@ -1365,18 +1415,38 @@ struct PlanInFlight {
     placed: u64,
     /// Some node's part of the plan was refused.
     refused: bool,
-    reply: oneshot::Sender<Result<PlanResult, ServerError>>,
+    /// Where the answer goes: taken by whichever answers first, the entry's commit
+    /// signal or [`PlanInFlight::finish`].
+    reply: ReplySlot,
+}
+
+/// The worker's answer channel of a plan in flight, shared between the commit signal of
+/// its log entry and the applier.
+type ReplySlot = Arc<std::sync::Mutex<Option<oneshot::Sender<Result<PlanResult, ServerError>>>>>;
+
+/// Takes the answer channel out of `slot`, if no one has answered yet.
+fn take_reply(slot: &ReplySlot) -> Option<oneshot::Sender<Result<PlanResult, ServerError>>> {
+    match slot.lock() {
+        Ok(mut g) => g.take(),
+        Err(poisoned) => poisoned.into_inner().take(),
+    }
 }
 
 impl PlanInFlight {
-    /// Answers the worker once the commit is done.
+    /// Answers the worker once the commit is done, unless the entry's commit signal did.
     fn finish(self, server: &Server, index: Result<u64, ServerError>) {
-        let answer = index.map(|index| {
+        if index.is_ok() {
             server
                 .inner
                 .metrics
                 .allocs_placed
                 .fetch_add(self.placed, Ordering::Relaxed);
+        }
+        // Answered already when its entry was committed.
+        let Some(reply) = take_reply(&self.reply) else {
+            return;
+        };
+        let answer = index.map(|index| {
             let mut result = self.result;
             placed_from_state(&mut result, &self.pending, &server.snapshot());
             result.alloc_index = index;
@@ -1385,7 +1455,7 @@ impl PlanInFlight {
             }
             result
         });
-        let _ = self.reply.send(answer);
+        let _ = reply.send(answer);
     }
 }
 
@@ -1560,6 +1630,7 @@ fn check_plan(
             deployment,
             deployment_updates,
             time: now_nanos(),
+            committed: Default::default(),
         })
     };
     CheckedPlan {
@@ -1707,6 +1778,28 @@ struct ServerPlanner {
     snap: StateSnapshot,
     handle: tokio::runtime::Handle,
     token: String,
+    /// Evaluation writes queued on the log and not yet awaited: the worker acknowledges
+    /// the evaluation once they are applied, while it already takes the next one.
+    writes: Vec<LogFuture<'static, Result<(), ServerError>>>,
+}
+
+impl ServerPlanner {
+    /// Queues `cmd` on the log now (so it lands after the plans already submitted) and
+    /// keeps its completion, with the routing of its effects, for the worker to await.
+    fn queue_write(&mut self, cmd: Command) {
+        let server = self.server.clone();
+        let write: LogFuture<'static, Result<(), ServerError>> = if server.inner.log.is_leader() {
+            let applied = server.inner.log.apply(cmd);
+            Box::pin(async move {
+                let applied = applied.await?;
+                server.route_effects(&applied);
+                Ok(())
+            })
+        } else {
+            Box::pin(std::future::ready(Err(ServerError::NoLeader)))
+        };
+        self.writes.push(write);
+    }
 }
 
 impl SchedState for ServerPlanner {
@@ -1782,6 +1875,12 @@ impl Planner for ServerPlanner {
             .blocking_recv()
             .map_err(|_| planner_err("plan applier went away"))?
             .map_err(planner_err)?;
+        // As in Nomad, the state is refreshed only when part of the plan was refused: a
+        // plan committed whole ends the evaluation's placements, and its answer may come
+        // before the state has applied it.
+        if result.refresh_index == 0 {
+            return Ok(result);
+        }
         let want = result.alloc_index.max(result.refresh_index);
         let fresh = self.handle.block_on(
             self.server
@@ -1800,13 +1899,8 @@ impl Planner for ServerPlanner {
 
     fn update_eval(&mut self, mut eval: Evaluation) -> Result<(), SchedError> {
         eval.modify_time = now_nanos();
-        self.handle
-            .block_on(
-                self.server
-                    .apply(Command::UpsertEvals { evals: vec![eval] }),
-            )
-            .map(|_| ())
-            .map_err(planner_err)
+        self.queue_write(Command::UpsertEvals { evals: vec![eval] });
+        Ok(())
     }
 
     fn create_eval(&mut self, mut eval: Evaluation) -> Result<(), SchedError> {
@@ -1815,13 +1909,8 @@ impl Planner for ServerPlanner {
             eval.create_time = now;
         }
         eval.modify_time = now;
-        self.handle
-            .block_on(
-                self.server
-                    .apply(Command::UpsertEvals { evals: vec![eval] }),
-            )
-            .map(|_| ())
-            .map_err(planner_err)
+        self.queue_write(Command::UpsertEvals { evals: vec![eval] });
+        Ok(())
     }
 }
 

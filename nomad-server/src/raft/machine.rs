@@ -183,6 +183,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     Command::Noop
                 }
             };
+            cmd.signal_committed(e.log_id.index);
             batch.push((e.log_id.index, cmd));
         }
         if batch.is_empty() {

@@ -296,7 +296,7 @@ impl RaftLog {
 }
 
 impl ReplicatedLog for RaftLog {
-    fn apply(&self, cmd: Command) -> LogFuture<'_, Result<Applied, ServerError>> {
+    fn apply(&self, cmd: Command) -> LogFuture<'static, Result<Applied, ServerError>> {
         Box::pin(self.writes.submit(cmd))
     }
 

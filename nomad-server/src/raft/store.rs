@@ -456,6 +456,7 @@ mod tests {
             deployment: None,
             deployment_updates: Vec::new(),
             time: 0,
+            committed: Default::default(),
         }
     }
 

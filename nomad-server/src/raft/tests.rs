@@ -407,3 +407,53 @@ async fn writes_reach_the_log_in_call_order_when_awaited_later() {
     }
     log.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plan_entry_signals_its_index_once_committed_before_it_is_applied() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = Arc::new(StateStore::new());
+    let log = open(&dir.path().join("raft.db"), Arc::clone(&state), fast(1)).await;
+    log.bootstrap(WAIT).await.expect("bootstrap");
+    ReplicatedLog::apply(&log, upsert(0)).await.expect("node");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let seen = Arc::clone(&state);
+    let plan = Command::ApplyPlan {
+        eval_id: "e".into(),
+        job: None,
+        stops: Vec::new(),
+        placed: vec![Arc::new(nomad_core::structs::Allocation {
+            id: "a1".into(),
+            namespace: "default".into(),
+            node_id: sim_node(0).id,
+            job_id: "web".into(),
+            task_group: "app".into(),
+            ..nomad_core::structs::Allocation::default()
+        })],
+        deployment: None,
+        deployment_updates: Vec::new(),
+        time: 1,
+        // Records the index it is told and how far the state had got at that moment.
+        committed: crate::CommitSignal::new(move |index| {
+            let _ = tx.send((index, seen.index(), seen.snapshot().alloc("a1").is_some()));
+        }),
+    };
+    // In a batch with another command, as the applier writes several plans.
+    let applied = ReplicatedLog::apply(
+        &log,
+        Command::Batch {
+            commands: vec![upsert(1), plan],
+        },
+    )
+    .await
+    .expect("applied");
+    let (index, state_then, alloc_then) = rx.try_recv().expect("signalled");
+    assert_eq!(index, applied.index);
+    assert!(
+        state_then < index,
+        "state at {state_then} already held entry {index}"
+    );
+    assert!(!alloc_then, "the allocation was applied before the signal");
+    assert!(rx.try_recv().is_err(), "signalled twice");
+    assert!(state.snapshot().alloc("a1").is_some());
+    log.shutdown().await;
+}

@@ -103,6 +103,10 @@ pub enum Command {
         deployment_updates: Vec<DeploymentStatusUpdate>,
         /// Commit time (Unix nanoseconds).
         time: i64,
+        /// Told the entry's index once the entry is committed, before it is applied (not
+        /// written to the log: an entry read back from the file has none).
+        #[serde(skip)]
+        committed: CommitSignal,
     },
     /// Allocation status pushed by a client.
     ClientUpdateAllocs {
@@ -182,7 +186,66 @@ pub enum Command {
     },
 }
 
+/// A one-time callback told the log index of the entry carrying its command once that
+/// entry is committed, before the state applies it. It travels with the command in memory
+/// only: it is not serialised, compares equal to any other, and a clone fires the same
+/// callback (at most once in all).
+#[derive(Clone, Default)]
+pub struct CommitSignal(Option<Arc<std::sync::Mutex<Option<CommitCallback>>>>);
+
+/// What a [`CommitSignal`] calls with the entry's index.
+pub type CommitCallback = Box<dyn FnOnce(u64) + Send>;
+
+impl CommitSignal {
+    /// A signal calling `f` with the index.
+    pub fn new(f: impl FnOnce(u64) + Send + 'static) -> Self {
+        CommitSignal(Some(Arc::new(std::sync::Mutex::new(Some(Box::new(f))))))
+    }
+
+    /// Calls the callback with `index`, if it has not been called yet.
+    pub fn fire(&self, index: u64) {
+        let Some(slot) = &self.0 else { return };
+        let f = match slot.lock() {
+            Ok(mut g) => g.take(),
+            Err(poisoned) => poisoned.into_inner().take(),
+        };
+        if let Some(f) = f {
+            f(index);
+        }
+    }
+}
+
+impl std::fmt::Debug for CommitSignal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "CommitSignal"
+        } else {
+            "None"
+        })
+    }
+}
+
+impl PartialEq for CommitSignal {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
 impl Command {
+    /// Fires the [`CommitSignal`]s the command carries (a batch's included) with `index`,
+    /// the index of its committed entry.
+    pub fn signal_committed(&self, index: u64) {
+        match self {
+            Command::ApplyPlan { committed, .. } => committed.fire(index),
+            Command::Batch { commands } => {
+                for c in commands {
+                    c.signal_committed(index);
+                }
+            }
+            _ => {}
+        }
+    }
+
     /// A short name for logs and metrics.
     pub fn kind(&self) -> &'static str {
         match self {

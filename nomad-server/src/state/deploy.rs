@@ -418,6 +418,7 @@ mod tests {
                 deployment: Some(d),
                 deployment_updates: vec![],
                 time: 10,
+                committed: Default::default(),
             },
         );
         let g = s.deployment("d1").expect("deployment").task_groups["app"].clone();

@@ -20,7 +20,7 @@ mod deploy;
 mod node_allocs;
 mod sharded;
 
-pub use command::Command;
+pub use command::{Command, CommitCallback, CommitSignal};
 use node_allocs::NodeAllocs;
 use sharded::{Chunked, Keyed, KeyedShards, ShardedMap};
 
@@ -546,6 +546,7 @@ impl StateData {
                 deployment,
                 deployment_updates,
                 time,
+                committed: _,
             } => {
                 let plan = PlanCommit {
                     job: job.as_ref(),
@@ -666,6 +667,7 @@ impl StateData {
                 deployment,
                 deployment_updates,
                 time,
+                committed: _,
             } => {
                 let mut fx = ApplyEffects::default();
                 self.index = self.index.max(index);

@@ -31,6 +31,7 @@ fn place(store: &StateStore, index: u64, allocs: Vec<Allocation>) {
             deployment: None,
             deployment_updates: vec![],
             time: 1,
+            committed: Default::default(),
         },
     )]);
 }
@@ -174,6 +175,7 @@ fn persisted_state_round_trips() {
             deployment: None,
             deployment_updates: vec![],
             time: 1,
+            committed: Default::default(),
         },
     )]);
     let p = store.snapshot().to_persisted();
@@ -214,6 +216,7 @@ fn stops_keep_the_job_version_and_retired_snapshots_stay_readable() {
             deployment: None,
             deployment_updates: vec![],
             time: 1,
+            committed: Default::default(),
         },
     )]);
     let before = store.snapshot();
@@ -229,6 +232,7 @@ fn stops_keep_the_job_version_and_retired_snapshots_stay_readable() {
             deployment: None,
             deployment_updates: vec![],
             time: 2,
+            committed: Default::default(),
         },
     )]);
     let now = store.snapshot();
@@ -328,7 +332,34 @@ fn usage_counts_taken_dynamic_ports_through_placements_stops_and_restores() {
             deployment: None,
             deployment_updates: vec![],
             time: 1,
+            committed: Default::default(),
         },
     )]);
     assert_eq!(store.snapshot().node_usage(0).dynamic_ports, 0);
+}
+
+#[test]
+fn a_commit_signal_fires_once_across_clones_and_is_not_written() {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let signal = CommitSignal::new(move |i| {
+        let _ = tx.send(i);
+    });
+    let copy = signal.clone();
+    copy.fire(7);
+    signal.fire(8);
+    assert_eq!(rx.try_iter().collect::<Vec<_>>(), vec![7]);
+    let cmd = Command::ApplyPlan {
+        eval_id: "e".into(),
+        job: None,
+        stops: vec![],
+        placed: vec![],
+        deployment: None,
+        deployment_updates: vec![],
+        time: 1,
+        committed: signal,
+    };
+    let text = serde_json::to_string(&cmd).expect("serialize");
+    assert!(!text.contains("ommitted"), "{text}");
+    let back: Command = serde_json::from_str(&text).expect("parse");
+    assert_eq!(back, cmd);
 }
