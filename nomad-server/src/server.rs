@@ -1507,8 +1507,11 @@ fn check_plan(
             accepted.push(node_id.clone());
             continue;
         }
-        let fits = match (snap.node(&node_id), snap.node_idx(&node_id)) {
-            (Some(node), Some(idx)) => {
+        let found = snap
+            .node_idx(&node_id)
+            .and_then(|idx| Some((snap.node_list().get(idx as usize)?, idx)));
+        let fits = match found {
+            Some((node, idx)) => {
                 let removed: Vec<&str> = plan
                     .node_update
                     .get(&node_id)
@@ -1517,7 +1520,7 @@ fn check_plan(
                     .flatten()
                     .map(|a| a.id.as_str())
                     .collect();
-                let capacity = NodeUsage::capacity_of(&node);
+                let capacity = NodeUsage::capacity_of(node);
                 let pending: Vec<&PendingNode> = in_flight
                     .iter()
                     .filter_map(|m| m.get(&node_id))
@@ -1526,7 +1529,7 @@ fn check_plan(
                 let existing = existing_for_check(snap, &node_id, idx, &removed, placed);
                 if pending.is_empty() {
                     evaluate_node_plan_with(
-                        &node,
+                        node,
                         &capacity,
                         &snap.node_usage(idx),
                         snap.port_index(idx),
@@ -1549,7 +1552,7 @@ fn check_plan(
                         }
                     }
                     evaluate_node_plan_with(
-                        &node,
+                        node,
                         &capacity,
                         &usage,
                         ports.as_ref(),
@@ -1662,7 +1665,8 @@ impl PendingNode {
         let allocs = placed
             .iter()
             .map(|a| {
-                let new = snap.alloc(&a.id).is_none();
+                // Zero create index: new, without a lookup (see `existing_for_check`).
+                let new = a.create_index == 0 || snap.alloc(&a.id).is_none();
                 if new {
                     usage.add(&NodeUsage::of_alloc(a));
                 }
@@ -1757,11 +1761,14 @@ fn existing_for_check<'a>(
         return std::borrow::Cow::Borrowed(snap.allocs_by_node(idx));
     }
     let mut named: Vec<Arc<Allocation>> = Vec::new();
-    for id in removed
-        .iter()
-        .copied()
-        .chain(placed.iter().map(|a| a.id.as_str()))
-    {
+    // A placement with a zero create index is new: every stored allocation carries the
+    // index of the commit that stored it, so there is nothing to look up.
+    for id in removed.iter().copied().chain(
+        placed
+            .iter()
+            .filter(|a| a.create_index != 0)
+            .map(|a| a.id.as_str()),
+    ) {
         if let Some(a) = snap.alloc(id) {
             if a.node_id == node_id && !named.iter().any(|x| x.id == a.id) {
                 named.push(a);

@@ -256,11 +256,23 @@ async fn a_plan_check_counts_the_placements_still_being_committed() {
     let cmd = committed.command.expect("command");
     server.apply(cmd).await.expect("commit");
     let snap = server.snapshot();
-    let again = check_plan(&snap, plan("first"), &[&in_flight]);
+    // An in-place update carries the stored allocation's create index, as the scheduler
+    // copies it from the state.
+    let stored = snap.alloc("first").expect("stored");
+    assert_ne!(stored.create_index, 0);
+    let mut update = plan("first");
+    update
+        .node_allocation
+        .insert("node-0".into(), vec![Arc::new((*stored).clone())]);
+    let again = check_plan(&snap, update, &[&in_flight]);
     assert_eq!(
         again.refused_nodes, 0,
         "an in-place update of the same allocation fits"
     );
+    // A placement with a zero create index is taken as new without a lookup: reusing a
+    // stored ID that way counts it twice, so it is refused rather than over-committed.
+    let reused = check_plan(&snap, plan("first"), &[&in_flight]);
+    assert_eq!(reused.refused_nodes, 1);
     server.shutdown();
 }
 
