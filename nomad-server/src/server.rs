@@ -1187,7 +1187,7 @@ impl Server {
         committing: &[&PlanInFlight],
         busy: bool,
     ) -> Option<PlanInFlight> {
-        let PlanRequest { plan, reply, .. } = req;
+        let PlanRequest { plan, reply } = req;
         if let Err(e) = self.admit_plan(&plan) {
             let _ = reply.send(Err(e));
             return None;
@@ -1221,7 +1221,9 @@ impl Server {
         // waits for their commit even when it commits nothing itself. A plan accepted
         // whole is answered as soon as its entry is committed, before the state applies
         // it: its worker needs no fresher state, and while the entry is applied the
-        // worker goes on (the plans checked after it still count it as pending).
+        // worker goes on (the plans checked after it still count it as pending). That
+        // answer lists the placements as the applier's summaries of them (ID, node,
+        // statuses, ports), not as stored: the scheduler reads only which nodes committed.
         let reply: ReplySlot = Arc::new(std::sync::Mutex::new(Some(reply)));
         let mut command = checked.command;
         if let Some(Command::ApplyPlan { committed, .. }) = command.as_mut().filter(|_| !refused) {
