@@ -2,12 +2,13 @@
 //!
 //! ```text
 //! cargo run --release -p nomad-sched --example sched-bench -- --scenario c1m [--json]
-//!     [--seed N] [--plot PATH] [--no-fill] [--sizes N,N (growth)]
+//!     [--seed N] [--plot PATH] [--no-fill] [--sizes N,N (growth)] [--repeat N (growth)]
 //! ```
 //!
 //! Scenarios: `nomad-grid` (1K/5K/10K nodes x jobs of 300/600/900/1,200 allocations, with
 //! and without spread), `c1m` (1,000 jobs x 1,000 allocations onto 10,000 nodes), `growth`
-//! (the same job at 1K, 10K and 100K nodes), `all`.
+//! (the same job at 1K, 10K and 100K nodes, each size measured `--repeat` times, 3 by
+//! default, and reported by its median run), `all`.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::fmt::Write as _;
@@ -76,6 +77,8 @@ struct Args {
     plot: Option<String>,
     fill: bool,
     sizes: Option<Vec<usize>>,
+    /// Runs per cluster size in `growth`; the median run is reported.
+    repeat: usize,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -86,6 +89,7 @@ fn parse_args() -> Result<Args, String> {
         plot: None,
         fill: true,
         sizes: None,
+        repeat: 3,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -104,9 +108,16 @@ fn parse_args() -> Result<Args, String> {
                 let sizes: Result<Vec<usize>, _> = v.split(',').map(str::parse).collect();
                 a.sizes = Some(sizes.map_err(|_| "--sizes needs numbers")?);
             }
+            "--repeat" => {
+                a.repeat = it
+                    .next()
+                    .and_then(|s| s.parse().ok())
+                    .filter(|&n| n > 0)
+                    .ok_or("--repeat needs a number of runs, at least 1")?
+            }
             "--plot" => a.plot = Some(it.next().ok_or("--plot needs a path")?),
             "-h" | "--help" => {
-                return Err("usage: sched-bench --scenario nomad-grid|c1m|growth|all [--json] [--seed N] [--plot PATH] [--no-fill] [--sizes 1000,10000]".into())
+                return Err("usage: sched-bench --scenario nomad-grid|c1m|growth|all [--json] [--seed N] [--plot PATH] [--no-fill] [--sizes 1000,10000] [--repeat 3]".into())
             }
             other => return Err(format!("unknown argument {other:?}")),
         }
@@ -127,6 +138,8 @@ struct Row {
     /// Allocator calls and live heap bytes per placement over the measured jobs
     /// (scheduling plus the in-memory plan applier that keeps the allocations).
     heap: Option<(f64, f64)>,
+    /// Placements per second of every run when the row is the median of several.
+    runs: Vec<f64>,
 }
 
 impl Row {
@@ -140,7 +153,7 @@ impl Row {
                 (format!("{:.4}", p.1), format!("{:.4}", p.2))
             });
         format!(
-            "{{\"scenario\":\"{}\",\"case\":\"{}\",\"nodes\":{},\"placements\":{},\"failed\":{},\"evals\":{},\"nodes_per_placement\":{:.1},\"placements_per_sec\":{:.0},\"placements_per_sec_wall\":{:.0},\"end_to_end_placements_per_sec\":{:.0},\"eval_p50_ms\":{:.3},\"eval_p99_ms\":{:.3},\"packing_efficiency\":{},\"packing_cpu\":{},\"packing_memory\":{},\"allocator_calls_per_placement\":{},\"heap_bytes_per_placement\":{}}}",
+            "{{\"scenario\":\"{}\",\"case\":\"{}\",\"nodes\":{},\"placements\":{},\"failed\":{},\"evals\":{},\"nodes_per_placement\":{:.1},\"placements_per_sec\":{:.0},\"placements_per_sec_wall\":{:.0},\"end_to_end_placements_per_sec\":{:.0},\"eval_p50_ms\":{:.3},\"eval_p99_ms\":{:.3},\"packing_efficiency\":{},\"packing_cpu\":{},\"packing_memory\":{},\"allocator_calls_per_placement\":{},\"heap_bytes_per_placement\":{},\"runs_placements_per_sec\":[{}]}}",
             self.scenario,
             self.case,
             self.nodes,
@@ -160,6 +173,11 @@ impl Row {
                 .map_or("null".to_string(), |h| format!("{:.1}", h.0)),
             self.heap
                 .map_or("null".to_string(), |h| format!("{:.0}", h.1)),
+            self.runs
+                .iter()
+                .map(|r| format!("{r:.0}"))
+                .collect::<Vec<_>>()
+                .join(","),
         )
     }
 }
@@ -222,6 +240,7 @@ fn grid(args: &Args, rows: &mut Vec<Row>) -> Result<(), String> {
                     stats,
                     packing: None,
                     heap: None,
+                    runs: Vec::new(),
                 });
             }
             if args.fill && !spread {
@@ -291,6 +310,7 @@ fn c1m(args: &Args, rows: &mut Vec<Row>) -> Result<(), String> {
         stats,
         packing,
         heap,
+        runs: Vec::new(),
     });
     Ok(())
 }
@@ -302,42 +322,57 @@ fn growth(args: &Args, rows: &mut Vec<Row>) -> Result<(), String> {
         .unwrap_or_else(|| vec![1000, 10_000, 100_000]);
     const JOBS: u64 = 20;
     let count = 1000u32;
-    let pb = bar(sizes.len() as u64 * JOBS * u64::from(count), "growth");
+    let reps = args.repeat as u64;
+    let pb = bar(
+        sizes.len() as u64 * reps * JOBS * u64::from(count),
+        "growth",
+    );
     let sched = scheduler(args.seed);
     for &nodes in sizes.iter() {
-        pb.set_message(format!("growth: building {nodes} nodes"));
-        let mut state = scenario::cluster(nodes, args.seed ^ 0x6700);
-        pb.set_message(format!("growth: {nodes} nodes"));
-        let mut stats = RunStats::default();
-        let mut rng = SmallRng::seed_from_u64(args.seed ^ 0x9);
-        for i in 0..JOBS {
-            let shape = JobShape {
-                count,
-                spread: false,
-                batch: false,
-                amd64_only: true,
-            };
-            let job = scenario::job(&format!("growth-{i}"), shape, &mut rng);
-            let s = scenario::run_job(&mut state, &sched, job, i).map_err(|e| e.to_string())?;
-            pb.inc(s.placements + s.failed);
-            stats.merge(&s);
+        // One run at 1K nodes is some 40 ms: each size is run several times, on a fresh
+        // copy of the same cluster, and its median run reported.
+        let mut runs: Vec<RunStats> = Vec::new();
+        let mut packing = None;
+        for rep in 0..reps {
+            pb.set_message(format!("growth: building {nodes} nodes"));
+            let mut state = scenario::cluster(nodes, args.seed ^ 0x6700);
+            pb.set_message(format!("growth: {nodes} nodes, run {}/{reps}", rep + 1));
+            let mut stats = RunStats::default();
+            let mut rng = SmallRng::seed_from_u64(args.seed ^ 0x9);
+            for i in 0..JOBS {
+                let shape = JobShape {
+                    count,
+                    spread: false,
+                    batch: false,
+                    amd64_only: true,
+                };
+                let job = scenario::job(&format!("growth-{i}"), shape, &mut rng);
+                let s = scenario::run_job(&mut state, &sched, job, i).map_err(|e| e.to_string())?;
+                pb.inc(s.placements + s.failed);
+                stats.merge(&s);
+            }
+            if rep + 1 == reps && args.fill && nodes <= 1000 {
+                packing = Some(
+                    scenario::fill_until_failure(&mut state, &sched, 1000, args.seed)
+                        .map_err(|e| e.to_string())?
+                        .0,
+                );
+            }
+            runs.push(stats);
         }
-        let packing = if args.fill && nodes <= 1000 {
-            Some(
-                scenario::fill_until_failure(&mut state, &sched, 1000, args.seed)
-                    .map_err(|e| e.to_string())?
-                    .0,
-            )
-        } else {
-            None
+        let rates: Vec<f64> = runs.iter().map(RunStats::placements_per_sec).collect();
+        runs.sort_by(|a, b| a.placements_per_sec().total_cmp(&b.placements_per_sec()));
+        let Some(median) = runs.get(runs.len() / 2).cloned() else {
+            continue;
         };
         rows.push(Row {
             scenario: "growth",
             case: format!("{JOBS} jobs x {count} allocs"),
             nodes,
-            stats,
+            stats: median,
             packing,
             heap: None,
+            runs: if rates.len() > 1 { rates } else { Vec::new() },
         });
     }
     pb.finish_and_clear();
