@@ -152,34 +152,25 @@ fn usage_of(allocs: &[Arc<Allocation>]) -> NodeUsage {
     u
 }
 
-/// The port index of `node` with the ports of `allocs` (terminal ones skipped) taken; a
-/// collision is left to the plan applier's fit check, as in the scheduler's own store.
-fn ports_of(node: &Node, allocs: &[Arc<Allocation>]) -> Arc<PortIndex> {
-    let mut idx = empty_ports(node);
+/// What `node` offers, and its port index with the ports of `allocs` (terminal ones
+/// skipped) taken; a collision is left to the plan applier's fit check, as in the
+/// scheduler's own store. The capacity counts the dynamic ports of the default network,
+/// so that the scheduler answers "are there enough dynamic ports" from the capacity and
+/// usage tables instead of reading the node's port index.
+fn capacity_and_ports(node: &Node, allocs: &[Arc<Allocation>]) -> (NodeUsage, Arc<PortIndex>) {
+    let mut idx = PortIndex::for_node(node).unwrap_or_else(|_| PortIndex::new(20000, 32000));
+    let mut capacity = NodeUsage::capacity_of(node);
+    capacity.dynamic_ports = idx.dynamic_free(0);
     for a in allocs.iter().filter(|a| !a.terminal()) {
         let _ = idx.add_alloc(a);
     }
-    Arc::new(idx)
+    (capacity, Arc::new(idx))
 }
 
-/// The port index of `node` with nothing taken.
-fn empty_ports(node: &Node) -> PortIndex {
-    PortIndex::for_node(node).unwrap_or_else(|_| PortIndex::new(20000, 32000))
-}
-
-/// What `node` offers, with the dynamic ports of its default network counted, so that the
-/// scheduler answers "are there enough dynamic ports" from the capacity and usage tables
-/// instead of reading the node's port index.
-fn capacity_with_ports(node: &Node) -> NodeUsage {
-    let mut c = NodeUsage::capacity_of(node);
-    c.dynamic_ports = empty_ports(node).dynamic_free(0);
-    c
-}
-
-/// `usage` with its taken dynamic ports (default network) worked out from the port index.
-fn with_ports_taken(mut usage: NodeUsage, capacity: &NodeUsage, ports: &PortIndex) -> NodeUsage {
-    usage.dynamic_ports = capacity.dynamic_ports.saturating_sub(ports.dynamic_free(0));
-    usage
+/// The dynamic ports of the default network taken on a node offering `capacity`, whose
+/// port index is `ports`.
+fn dynamic_taken(capacity: &NodeUsage, ports: &PortIndex) -> u32 {
+    capacity.dynamic_ports.saturating_sub(ports.dynamic_free(0))
 }
 
 /// What applying a command changed, for the server to act on (enqueue evaluations, unblock).
@@ -1043,7 +1034,7 @@ impl StateData {
         let (Some(c), Some(p)) = (self.capacity.get(i as usize), self.ports.get(i as usize)) else {
             return;
         };
-        let taken = c.dynamic_ports.saturating_sub(p.dynamic_free(0));
+        let taken = dynamic_taken(c, p);
         if let Some(u) = self.usage.get_mut(i as usize) {
             u.dynamic_ports = taken;
         }
@@ -1068,13 +1059,12 @@ impl StateData {
                 if let Some(slot) = Arc::make_mut(&mut self.nodes).get_mut(i as usize) {
                     *slot = Arc::clone(&n);
                 }
-                let ports = ports_of(
+                let (capacity, ports) = capacity_and_ports(
                     &n,
                     self.by_node.get(i as usize).map_or(&[], |l| l.as_slice()),
                 );
-                let capacity = capacity_with_ports(&n);
                 if let Some(u) = self.usage.get_mut(i as usize) {
-                    *u = with_ports_taken(*u, &capacity, &ports);
+                    u.dynamic_ports = dynamic_taken(&capacity, &ports);
                 }
                 if let Some(p) = self.ports.get_mut(i as usize) {
                     *p = ports;
@@ -1093,10 +1083,10 @@ impl StateData {
                 }
                 Arc::make_mut(&mut self.nodes).push(Arc::clone(&n));
                 Arc::make_mut(&mut self.node_ids).insert(n.id.clone(), i);
-                let capacity = capacity_with_ports(&n);
-                let ports = ports_of(&n, &allocs);
-                self.usage
-                    .push(with_ports_taken(usage_of(&allocs), &capacity, &ports));
+                let (capacity, ports) = capacity_and_ports(&n, &allocs);
+                let mut usage = usage_of(&allocs);
+                usage.dynamic_ports = dynamic_taken(&capacity, &ports);
+                self.usage.push(usage);
                 self.capacity.push(capacity);
                 self.ports.push(ports);
                 self.by_node.push(NodeAllocs::from_vec(allocs));
@@ -1172,17 +1162,19 @@ impl StateData {
                 }
             }
         }
-        let capacity: Vec<NodeUsage> = nodes.iter().map(|n| capacity_with_ports(n)).collect();
-        let ports: Vec<Arc<PortIndex>> = nodes
+        let (capacity, ports): (Vec<NodeUsage>, Vec<Arc<PortIndex>>) = nodes
             .iter()
             .zip(&by_node)
-            .map(|(n, l)| ports_of(n, l))
-            .collect();
+            .map(|(n, l)| capacity_and_ports(n, l))
+            .unzip();
         self.usage = Chunked::from_vec(
             by_node
                 .iter()
                 .zip(capacity.iter().zip(&ports))
-                .map(|(l, (c, p))| with_ports_taken(usage_of(l), c, p))
+                .map(|(l, (c, p))| NodeUsage {
+                    dynamic_ports: dynamic_taken(c, p),
+                    ..usage_of(l)
+                })
                 .collect(),
         );
         self.capacity = Chunked::from_vec(capacity);
