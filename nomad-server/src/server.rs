@@ -372,12 +372,23 @@ impl Server {
     /// Writes a command through the log and acts on what it changed: pending evaluations
     /// go to the broker, blocked ones to the blocked set, freed capacity unblocks.
     pub async fn apply(&self, cmd: Command) -> Result<Applied, ServerError> {
+        self.submit(cmd).await
+    }
+
+    /// Like [`Server::apply`], but queues the command on the log when called (so commands
+    /// reach the log in the order of the calls) and returns a future that owns what it
+    /// needs, to be awaited later or on another task.
+    fn submit(&self, cmd: Command) -> LogFuture<'static, Result<Applied, ServerError>> {
         if !self.inner.log.is_leader() {
-            return Err(ServerError::NoLeader);
+            return Box::pin(std::future::ready(Err(ServerError::NoLeader)));
         }
-        let applied = self.inner.log.apply(cmd).await?;
-        self.route_effects(&applied);
-        Ok(applied)
+        let applied = self.inner.log.apply(cmd);
+        let server = self.clone();
+        Box::pin(async move {
+            let applied = applied.await?;
+            server.route_effects(&applied);
+            Ok(applied)
+        })
     }
 
     fn route_effects(&self, applied: &Applied) {
@@ -1789,26 +1800,7 @@ struct ServerPlanner {
     token: String,
     /// Evaluation writes queued on the log and not yet awaited: the worker acknowledges
     /// the evaluation once they are applied, while it already takes the next one.
-    writes: Vec<LogFuture<'static, Result<(), ServerError>>>,
-}
-
-impl ServerPlanner {
-    /// Queues `cmd` on the log now (so it lands after the plans already submitted) and
-    /// keeps its completion, with the routing of its effects, for the worker to await.
-    fn queue_write(&mut self, cmd: Command) {
-        let server = self.server.clone();
-        let write: LogFuture<'static, Result<(), ServerError>> = if server.inner.log.is_leader() {
-            let applied = server.inner.log.apply(cmd);
-            Box::pin(async move {
-                let applied = applied.await?;
-                server.route_effects(&applied);
-                Ok(())
-            })
-        } else {
-            Box::pin(std::future::ready(Err(ServerError::NoLeader)))
-        };
-        self.writes.push(write);
-    }
+    writes: Vec<LogFuture<'static, Result<Applied, ServerError>>>,
 }
 
 impl SchedState for ServerPlanner {
@@ -1908,7 +1900,11 @@ impl Planner for ServerPlanner {
 
     fn update_eval(&mut self, mut eval: Evaluation) -> Result<(), SchedError> {
         eval.modify_time = now_nanos();
-        self.queue_write(Command::UpsertEvals { evals: vec![eval] });
+        // Queued now, so it lands after the plans already submitted.
+        let write = self
+            .server
+            .submit(Command::UpsertEvals { evals: vec![eval] });
+        self.writes.push(write);
         Ok(())
     }
 
@@ -1918,7 +1914,11 @@ impl Planner for ServerPlanner {
             eval.create_time = now;
         }
         eval.modify_time = now;
-        self.queue_write(Command::UpsertEvals { evals: vec![eval] });
+        // Queued now, so it lands after the plans already submitted.
+        let write = self
+            .server
+            .submit(Command::UpsertEvals { evals: vec![eval] });
+        self.writes.push(write);
         Ok(())
     }
 }
