@@ -329,7 +329,7 @@ fn growth(args: &Args, rows: &mut Vec<Row>) -> Result<(), String> {
     );
     let sched = scheduler(args.seed);
     for &nodes in sizes.iter() {
-        // One run at 1K nodes is some 40 ms: each size is run several times, on a fresh
+        // One run at 1K nodes is some 30 ms: each size is run several times, on a fresh
         // copy of the same cluster, and its median run reported.
         let mut runs: Vec<RunStats> = Vec::new();
         let mut packing = None;
