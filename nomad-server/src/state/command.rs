@@ -95,7 +95,9 @@ pub enum Command {
         job: Option<Arc<Job>>,
         /// Allocations stopped, evicted or preempted.
         stops: Vec<Arc<Allocation>>,
-        /// Allocations placed or updated in place, shared with the plan they came from.
+        /// Allocations placed or updated in place, shared with the plan they came from
+        /// (written to the log in a compact form, see `placed_codec`).
+        #[serde(with = "super::placed_codec")]
         placed: Vec<Arc<Allocation>>,
         /// A deployment created or updated.
         deployment: Option<Deployment>,

@@ -18,6 +18,7 @@ use tokio::sync::watch;
 mod command;
 mod deploy;
 mod node_allocs;
+mod placed_codec;
 mod sharded;
 
 pub use command::{Command, CommitCallback, CommitSignal};
