@@ -7,8 +7,8 @@
 //!
 //! Scenarios: `nomad-grid` (1K/5K/10K nodes x jobs of 300/600/900/1,200 allocations, with
 //! and without spread), `c1m` (1,000 jobs x 1,000 allocations onto 10,000 nodes), `growth`
-//! (the same job at 1K, 10K and 100K nodes, each size measured `--repeat` times, 3 by
-//! default, and reported by its median run), `all`.
+//! (the same job at 1K, 10K and 100K nodes, each size measured `--repeat` times, 5 by
+//! default, the sizes taking turns, and each reported by its median run), `all`.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::fmt::Write as _;
@@ -89,7 +89,7 @@ fn parse_args() -> Result<Args, String> {
         plot: None,
         fill: true,
         sizes: None,
-        repeat: 3,
+        repeat: 5,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -117,7 +117,7 @@ fn parse_args() -> Result<Args, String> {
             }
             "--plot" => a.plot = Some(it.next().ok_or("--plot needs a path")?),
             "-h" | "--help" => {
-                return Err("usage: sched-bench --scenario nomad-grid|c1m|growth|all [--json] [--seed N] [--plot PATH] [--no-fill] [--sizes 1000,10000] [--repeat 3]".into())
+                return Err("usage: sched-bench --scenario nomad-grid|c1m|growth|all [--json] [--seed N] [--plot PATH] [--no-fill] [--sizes 1000,10000] [--repeat 5]".into())
             }
             other => return Err(format!("unknown argument {other:?}")),
         }
@@ -328,12 +328,14 @@ fn growth(args: &Args, rows: &mut Vec<Row>) -> Result<(), String> {
         "growth",
     );
     let sched = scheduler(args.seed);
-    for &nodes in sizes.iter() {
-        // One run at 1K nodes is some 30 ms: each size is run several times, on a fresh
-        // copy of the same cluster, and its median run reported.
-        let mut runs: Vec<RunStats> = Vec::new();
-        let mut packing = None;
-        for rep in 0..reps {
+    // One run at 1K nodes is some 30 ms: each size is run several times, on a fresh copy
+    // of the same cluster, and its median run reported. The sizes take turns within each
+    // repetition, so that a stretch of the machine running slower falls on every size
+    // alike rather than on whichever size was running then, which would move the ratio.
+    let mut runs: Vec<Vec<RunStats>> = vec![Vec::new(); sizes.len()];
+    let mut packing = vec![None; sizes.len()];
+    for rep in 0..reps {
+        for (k, &nodes) in sizes.iter().enumerate() {
             pb.set_message(format!("growth: building {nodes} nodes"));
             let mut state = scenario::cluster(nodes, args.seed ^ 0x6700);
             pb.set_message(format!("growth: {nodes} nodes, run {}/{reps}", rep + 1));
@@ -352,14 +354,16 @@ fn growth(args: &Args, rows: &mut Vec<Row>) -> Result<(), String> {
                 stats.merge(&s);
             }
             if rep + 1 == reps && args.fill && nodes <= 1000 {
-                packing = Some(
+                packing[k] = Some(
                     scenario::fill_until_failure(&mut state, &sched, 1000, args.seed)
                         .map_err(|e| e.to_string())?
                         .0,
                 );
             }
-            runs.push(stats);
+            runs[k].push(stats);
         }
+    }
+    for ((&nodes, mut runs), packing) in sizes.iter().zip(runs).zip(packing) {
         let rates: Vec<f64> = runs.iter().map(RunStats::placements_per_sec).collect();
         runs.sort_by(|a, b| a.placements_per_sec().total_cmp(&b.placements_per_sec()));
         let Some(median) = runs.get(runs.len() / 2).cloned() else {
