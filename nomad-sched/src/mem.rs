@@ -105,6 +105,26 @@ impl HotRecord {
     }
 }
 
+/// The ready nodes of a pool, and whether some node is not at its own position in the
+/// list (kept as the list changes, so the scheduler need not read it to know).
+#[derive(Default)]
+struct ReadyList {
+    nodes: Vec<NodeIdx>,
+    out_of_place: bool,
+}
+
+impl ReadyList {
+    fn push(&mut self, idx: NodeIdx) {
+        self.out_of_place |= idx as usize != self.nodes.len();
+        self.nodes.push(idx);
+    }
+
+    fn remove(&mut self, idx: NodeIdx) {
+        self.nodes.retain(|&n| n != idx);
+        self.out_of_place = !crate::state::in_place(&self.nodes);
+    }
+}
+
 type ByName<V, K = String> = HashMap<String, HashMap<K, V>>;
 
 fn get2<'a, V, K>(m: &'a ByName<V, K>, ns: &str, id: &str) -> Option<&'a V>
@@ -135,8 +155,8 @@ pub struct MemState {
     hot: Vec<HotRecord>,
     class_ids: HashMap<String, u32>,
     ports: Vec<PortIndex>,
-    ready_by_pool: HashMap<String, Vec<NodeIdx>>,
-    ready_all: Vec<NodeIdx>,
+    ready_by_pool: HashMap<String, ReadyList>,
+    ready_all: ReadyList,
     by_node: Vec<Vec<Arc<Allocation>>>,
     by_job: ByName<Vec<Arc<Allocation>>, ArcStr>,
     alloc_node: FastMap<ArcStr, NodeIdx>,
@@ -218,9 +238,9 @@ impl MemState {
         self.ports[i] = ports;
         if was_ready {
             if let Some(v) = self.ready_by_pool.get_mut(&old_pool) {
-                v.retain(|&n| n != idx);
+                v.remove(idx);
             }
-            self.ready_all.retain(|&n| n != idx);
+            self.ready_all.remove(idx);
         }
         if now_ready {
             self.ready_by_pool.entry(pool).or_default().push(idx);
@@ -466,9 +486,17 @@ impl SchedState for MemState {
     }
     fn ready_nodes(&self, pool: &str) -> &[NodeIdx] {
         if pool == "all" {
-            return &self.ready_all;
+            return &self.ready_all.nodes;
         }
-        self.ready_by_pool.get(pool).map_or(&[], Vec::as_slice)
+        self.ready_by_pool
+            .get(pool)
+            .map_or(&[], |l| l.nodes.as_slice())
+    }
+    fn ready_nodes_in_place(&self, pool: &str) -> bool {
+        if pool == "all" {
+            return !self.ready_all.out_of_place;
+        }
+        self.ready_by_pool.get(pool).is_none_or(|l| !l.out_of_place)
     }
     fn node_class_id(&self, idx: NodeIdx) -> u32 {
         let i = idx as usize;
@@ -690,6 +718,46 @@ mod tests {
                 disk_mb: 300,
                 dynamic_ports: 2,
             },
+        }
+    }
+
+    fn ready_node(id: &str, status: &str) -> Node {
+        Node {
+            id: id.into(),
+            name: id.into(),
+            node_pool: "default".into(),
+            status: status.into(),
+            ..Node::default()
+        }
+    }
+
+    #[test]
+    fn the_ready_list_knows_whether_its_nodes_are_in_place() {
+        let ready = nomad_core::structs::status::NODE_READY;
+        let mut state = MemState::new();
+        for id in ["a", "b", "c"] {
+            state.upsert_node(ready_node(id, ready));
+        }
+        let agrees = |state: &MemState, pool: &str| {
+            state.ready_nodes_in_place(pool) == crate::state::in_place(state.ready_nodes(pool))
+        };
+        assert!(state.ready_nodes_in_place("default"));
+        assert!(state.ready_nodes_in_place("all"));
+        // The last node leaving and coming back keeps the order.
+        state.upsert_node(ready_node("c", "down"));
+        assert_eq!(state.ready_nodes("default"), &[0, 1]);
+        assert!(state.ready_nodes_in_place("default"));
+        state.upsert_node(ready_node("c", ready));
+        assert!(state.ready_nodes_in_place("default"));
+        // A node in the middle coming back goes to the end: out of place.
+        state.upsert_node(ready_node("a", "down"));
+        assert!(!state.ready_nodes_in_place("default"));
+        state.upsert_node(ready_node("a", ready));
+        assert_eq!(state.ready_nodes("default"), &[1, 2, 0]);
+        assert!(!state.ready_nodes_in_place("default"));
+        assert!(!state.ready_nodes_in_place("all"));
+        for pool in ["default", "all", "other"] {
+            assert!(agrees(&state, pool), "pool {pool}");
         }
     }
 

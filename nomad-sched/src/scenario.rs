@@ -215,6 +215,9 @@ impl SchedState for TimedState<'_> {
     fn ready_nodes(&self, pool: &str) -> &[NodeIdx] {
         self.inner.ready_nodes(pool)
     }
+    fn ready_nodes_in_place(&self, pool: &str) -> bool {
+        self.inner.ready_nodes_in_place(pool)
+    }
     fn node_class_id(&self, idx: NodeIdx) -> u32 {
         self.inner.node_class_id(idx)
     }

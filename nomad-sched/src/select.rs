@@ -10,6 +10,7 @@ use nomad_core::structs::{AllocMetric, AllocatedDevice, Allocation, LiteMap, Nod
 use nomad_net::{AssignedPort, PlannedPort, PortIndex};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
+use smallvec::SmallVec;
 
 use crate::feasible::{
     device_group_matches, escapes_class, glob_match, network_mode_supported, CompiledConstraint,
@@ -233,7 +234,10 @@ pub(crate) struct GroupSpec {
 struct NodeDelta {
     add: NodeUsage,
     freed: NodeUsage,
-    ports: Vec<PlannedPort>,
+    /// Kept inline up to four: a plan touches a node for one or two placements on a
+    /// large cluster, and each list on the heap costs an allocation and, when the plan is
+    /// dropped, a free whose memory has long left the cache.
+    ports: SmallVec<[PlannedPort; 4]>,
     /// How many of `ports` are on the default network.
     default_net_ports: u32,
     devices: Vec<String>,
@@ -457,7 +461,7 @@ impl<'s, S: SchedState + ?Sized> EvalCtx<'s, S> {
             counted: NodeBits::default(),
             props: Vec::new(),
             source,
-            source_is_identity: source.iter().enumerate().all(|(i, &idx)| idx as usize == i),
+            source_is_identity: state.ready_nodes_in_place(pool),
             cursor,
             stride,
             limit,

@@ -126,6 +126,14 @@ pub trait SchedState {
     /// not draining, in a stable order.
     fn ready_nodes(&self, pool: &str) -> &[NodeIdx];
 
+    /// True when [`SchedState::ready_nodes`] of `pool` holds node `i` at position `i` for
+    /// every position (every node of the snapshot ready, in order): the scheduler then
+    /// walks positions without reading the list. The default reads the list, once per
+    /// evaluation; a store that keeps the answer current says so at once.
+    fn ready_nodes_in_place(&self, pool: &str) -> bool {
+        in_place(self.ready_nodes(pool))
+    }
+
     /// A small dense number per distinct computed class (`Node::computed_class`): two nodes
     /// have the same number exactly when their computed classes are equal.
     fn node_class_id(&self, idx: NodeIdx) -> u32;
@@ -198,4 +206,9 @@ pub trait Planner {
     /// Creates a follow-up evaluation: a blocked one waiting for capacity, or a delayed one
     /// for a reschedule.
     fn create_eval(&mut self, eval: Evaluation) -> Result<(), SchedError>;
+}
+
+/// True when `list[i] == i` for every position.
+pub(crate) fn in_place(list: &[NodeIdx]) -> bool {
+    list.iter().enumerate().all(|(i, &idx)| idx as usize == i)
 }
