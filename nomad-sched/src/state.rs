@@ -127,9 +127,9 @@ pub trait SchedState {
     fn ready_nodes(&self, pool: &str) -> &[NodeIdx];
 
     /// True when [`SchedState::ready_nodes`] of `pool` holds node `i` at position `i` for
-    /// every position (every node of the snapshot ready, in order): the scheduler then
-    /// walks positions without reading the list. The default reads the list, once per
-    /// evaluation; a store that keeps the answer current says so at once.
+    /// every position (the ready nodes are the snapshot's first nodes, in order): the
+    /// scheduler then walks positions without reading the list. The default reads the
+    /// list, once per evaluation; a store that keeps the answer current says so at once.
     fn ready_nodes_in_place(&self, pool: &str) -> bool {
         in_place(self.ready_nodes(pool))
     }
