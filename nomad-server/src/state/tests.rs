@@ -36,6 +36,29 @@ fn place(store: &StateStore, index: u64, allocs: Vec<Allocation>) {
     )]);
 }
 
+/// Commits a plan that only stops `allocs` (each marked to stop here).
+fn stop(store: &StateStore, index: u64, allocs: Vec<Allocation>) {
+    store.apply_batch(vec![(
+        index,
+        Command::ApplyPlan {
+            eval_id: "e".into(),
+            job: None,
+            stops: allocs
+                .into_iter()
+                .map(|mut a| {
+                    a.desired_status = status::ALLOC_DESIRED_STOP.into();
+                    Arc::new(a)
+                })
+                .collect(),
+            placed: vec![],
+            deployment: None,
+            deployment_updates: vec![],
+            time: 1,
+            committed: Default::default(),
+        },
+    )]);
+}
+
 #[test]
 fn snapshots_are_isolated_from_later_writes() {
     let store = StateStore::new();
@@ -220,21 +243,7 @@ fn stops_keep_the_job_version_and_retired_snapshots_stay_readable() {
         },
     )]);
     let before = store.snapshot();
-    let mut stop = alloc("a1", "node-0", "web");
-    stop.desired_status = status::ALLOC_DESIRED_STOP.into();
-    store.apply_batch(vec![(
-        3,
-        Command::ApplyPlan {
-            eval_id: "e2".into(),
-            job: None,
-            stops: vec![Arc::new(stop)],
-            placed: vec![],
-            deployment: None,
-            deployment_updates: vec![],
-            time: 2,
-            committed: Default::default(),
-        },
-    )]);
+    stop(&store, 3, vec![alloc("a1", "node-0", "web")]);
     let now = store.snapshot();
     // The stopped allocation still runs the job version it was placed with.
     assert_eq!(
@@ -320,21 +329,11 @@ fn usage_counts_taken_dynamic_ports_through_placements_stops_and_restores() {
         2
     );
 
-    let mut stop = alloc_with_ports("a1", "node-0", &[20_001, 20_002]);
-    stop.desired_status = status::ALLOC_DESIRED_STOP.into();
-    store.apply_batch(vec![(
+    stop(
+        &store,
         3,
-        Command::ApplyPlan {
-            eval_id: "e".into(),
-            job: None,
-            stops: vec![Arc::new(stop)],
-            placed: vec![],
-            deployment: None,
-            deployment_updates: vec![],
-            time: 1,
-            committed: Default::default(),
-        },
-    )]);
+        vec![alloc_with_ports("a1", "node-0", &[20_001, 20_002])],
+    );
     assert_eq!(store.snapshot().node_usage(0).dynamic_ports, 0);
 }
 
